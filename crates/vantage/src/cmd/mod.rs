@@ -1,0 +1,107 @@
+//! One module per subcommand; `dispatch` is the single `match` over them.
+
+/// `vantage ping`.
+mod ping;
+/// Rendering shared by tcp and udp.
+mod ports;
+/// `vantage tcp`.
+mod tcp;
+/// `vantage udp`.
+mod udp;
+
+use vantage_probe::{Context, Privilege};
+use vantage_proto::{MeasurementResult, MeasurementSpec, SpecError};
+
+use crate::cli::{Cli, Command, CommonArgs};
+use crate::output;
+
+/// Runs the chosen subcommand.
+pub async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Ping(a) => ping::run(a).await,
+        Command::Tcp(a) => tcp::run(a).await,
+        Command::Udp(a) => udp::run(a).await,
+    }
+}
+
+/// The probe context for the common flags; Ctrl-C cancels the run so partial results print.
+pub(crate) fn context(common: &CommonArgs, rate: u32) -> Context {
+    let privilege = if common.raw {
+        Privilege::Raw
+    } else if common.unprivileged {
+        Privilege::Unprivileged
+    } else {
+        Privilege::Auto
+    };
+    let cx = Context {
+        privilege,
+        rate,
+        ..Context::default()
+    };
+    let cancel = cx.cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    cx
+}
+
+/// Validates every spec, turning the first error into a usage error naming the CLI flag.
+pub(crate) fn validate_all(specs: &[MeasurementSpec]) -> Result<(), u8> {
+    for s in specs {
+        if let Err(e) = s.validate() {
+            return Err(output::usage_error(describe_spec_error(&e)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the specs with a spinner when the run is long enough to need one.
+pub(crate) async fn run_with_progress(
+    specs: &[MeasurementSpec],
+    cx: &Context,
+) -> Vec<MeasurementResult> {
+    let longest = specs.iter().map(|s| s.max_duration()).fold(0.0, f64::max);
+    let what = match specs {
+        [one] => format!("{} {}", one.kind(), one.target()),
+        many => format!("{} {} targets", many[0].kind(), many.len()),
+    };
+    let pb = output::progress(std::time::Duration::from_secs_f64(longest), what);
+    let results = vantage_probe::run_many(specs, cx).await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    results
+}
+
+/// Prints failures' sentences on stderr for single-target human output.
+pub(crate) fn print_errors(results: &[MeasurementResult]) {
+    for r in results {
+        if let Some(e) = &r.error
+            && !r.outcome.is_ok()
+        {
+            eprintln!("vantage: {}: {e}", r.target);
+        }
+    }
+}
+
+/// A spec error in terms of the command-line flag the user typed.
+pub(crate) fn describe_spec_error(e: &SpecError) -> String {
+    let flag = match e.field.as_str() {
+        "count" => "-c/--count",
+        "interval" => "-i/--interval",
+        "timeout" => "-W/--timeout",
+        "size" => "-s/--size",
+        "ttl" => "-t/--ttl",
+        "tos" => "--tos",
+        "source" => "-S/--source",
+        "interface" => "-I/--interface",
+        "family" => "-4/-6",
+        "port" => "-p/--port",
+        "source_ports" => "--source-ports",
+        "target" => "TARGET",
+        other => other,
+    };
+    format!("invalid {flag}: {}", e.message)
+}

@@ -1,0 +1,147 @@
+//! `vantage ping`: one target gets an iputils-like report; several targets (a list, a file, a
+//! CIDR range) share one socket per family in the engine and get one table row each.
+
+use vantage_proto::{Detail, MeasurementResult, MeasurementSpec, PingSpec};
+
+use super::{context, print_errors, run_with_progress, validate_all};
+use crate::cli::PingArgs;
+use crate::output::{self, ms, pct, quality_phrase, rtt_lines};
+use crate::targets;
+
+pub async fn run(a: PingArgs) -> u8 {
+    let targets = match targets::expand(&a.targets, a.file.as_deref(), a.max_targets) {
+        Ok(t) => t,
+        Err(e) => return output::usage_error(e),
+    };
+    let specs: Vec<MeasurementSpec> = targets
+        .into_iter()
+        .map(|target| {
+            MeasurementSpec::Ping(PingSpec {
+                target,
+                count: a.count,
+                interval: a.interval,
+                timeout: a.timeout,
+                size: a.size,
+                ttl: a.common.ttl,
+                tos: a.common.tos,
+                df: a.df,
+                source: a.common.source,
+                interface: a.interface.clone(),
+                family: a.common.family(),
+            })
+        })
+        .collect();
+    if let Err(code) = validate_all(&specs) {
+        return code;
+    }
+    let cx = context(&a.common, a.rate);
+    let results = run_with_progress(&specs, &cx).await;
+    if a.common.json {
+        if let Err(e) = output::print_json_lines(&results) {
+            return output::usage_error(format!("cannot write output: {e}"));
+        }
+    } else if let [one] = results.as_slice() {
+        print_one(one, a.size);
+    } else {
+        print_many(&results);
+    }
+    output::exit_code(&results)
+}
+
+fn print_one(r: &MeasurementResult, size: u16) {
+    let Some(Detail::Ping(d)) = &r.detail else {
+        print_errors(std::slice::from_ref(r));
+        return;
+    };
+    println!(
+        "PING {} ({}): {} data bytes, {}",
+        r.target,
+        d.address,
+        size,
+        quality_phrase(&r.quality)
+    );
+    for reply in &d.replies {
+        let ttl = reply.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+        let dup = if reply.duplicate { " (DUP!)" } else { "" };
+        println!(
+            "{} bytes from {}: seq={}{ttl} time={} ms{dup}",
+            reply.size,
+            d.address,
+            reply.seq,
+            ms(reply.rtt_ms)
+        );
+    }
+    for e in &d.icmp_errors {
+        println!("{e}");
+    }
+    println!();
+    println!("--- {} ping statistics ---", r.target);
+    let dups = if d.duplicates > 0 {
+        format!(", +{} duplicates", d.duplicates)
+    } else {
+        String::new()
+    };
+    println!(
+        "{} packets transmitted, {} received{dups}, {} packet loss, time {:.0} ms",
+        d.sent,
+        d.received,
+        pct(d.loss),
+        r.duration_ms
+    );
+    if let Some(stats) = &d.rtt_ms {
+        for line in rtt_lines(stats) {
+            println!("{line}");
+        }
+    }
+    if !r.outcome.is_ok() {
+        print_errors(std::slice::from_ref(r));
+    }
+}
+
+fn print_many(results: &[MeasurementResult]) {
+    let mut t = output::table(
+        &[
+            "TARGET", "ADDRESS", "SENT", "RECV", "LOSS", "MIN", "AVG", "MAX", "P95", "JITTER",
+            "OUTCOME",
+        ],
+        2,
+    );
+    let (mut answered, mut total) = (0usize, 0usize);
+    for r in results {
+        total += 1;
+        if r.outcome.is_ok() {
+            answered += 1;
+        }
+        let outcome = match &r.error {
+            Some(e) if !r.outcome.is_ok() => format!("{}: {e}", r.outcome),
+            _ => r.outcome.to_string(),
+        };
+        match &r.detail {
+            Some(Detail::Ping(d)) => {
+                let s = d.rtt_ms.as_ref();
+                let f = |v: Option<f64>| v.map(ms).unwrap_or_else(|| "-".into());
+                t.add_row(vec![
+                    r.target.clone(),
+                    d.address.to_string(),
+                    d.sent.to_string(),
+                    d.received.to_string(),
+                    pct(d.loss),
+                    f(s.map(|s| s.min)),
+                    f(s.map(|s| s.avg)),
+                    f(s.map(|s| s.max)),
+                    f(s.map(|s| s.p95)),
+                    f(s.map(|s| s.jitter)),
+                    outcome,
+                ]);
+            }
+            _ => {
+                let mut row = vec![r.target.clone()];
+                row.extend(std::iter::repeat_n("-".to_string(), 9));
+                row.push(outcome);
+                t.add_row(row);
+            }
+        }
+    }
+    output::print_table(&t);
+    println!("\n{answered} of {total} targets answered");
+}

@@ -1,0 +1,22 @@
+//! The `vantage` binary: parses arguments, sets up logging and the runtime, and hands over to the
+//! library. Everything testable lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = vantage::Cli::parse();
+    vantage::init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vantage: cannot start the async runtime: {e}");
+            return ExitCode::from(vantage::EXIT_SETUP);
+        }
+    };
+    ExitCode::from(runtime.block_on(vantage::run(cli)))
+}
