@@ -14,6 +14,9 @@ mod context;
 mod error;
 /// Host name resolution for probe targets.
 mod resolve;
+/// The raw-socket layer shared by every packet probe: sockets, kernel timestamps, batched I/O,
+/// ICMP parsing. The only module allowed `unsafe`.
+pub mod sock;
 
 pub use context::{Context, Privilege};
 pub use error::Error;

@@ -1,0 +1,254 @@
+//! The socket layer against the real kernel: echo requests out through `sendmmsg`, replies in
+//! through `recvmmsg`, kernel RX and TX stamps present and matched by key, in all four modes
+//! (raw and datagram, IPv4 and IPv6), and ICMP errors from a real router namespace.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::Netns;
+use vantage_probe::sock::{Mode, Options, Protocol, RecvBatch, SendBatch, Socket, Stamp, icmp};
+use vantage_proto::Family;
+
+fn opts() -> Options {
+    Options {
+        timestamps: true,
+        recv_ttl: true,
+        recv_errors: true,
+        ..Options::default()
+    }
+}
+
+/// Sends three echo requests to `dst` and returns (seq → (rtt kernel ms, ttl)), the TX-stamp
+/// keys seen, and whether any echo request was delivered to the socket.
+async fn echo_three(
+    family: Family,
+    mode: Mode,
+    dst: IpAddr,
+) -> (BTreeMap<u16, (f64, u8)>, BTreeSet<u32>, bool) {
+    vantage_probe::sock::settle_rx_stamps().await;
+    let s = Socket::open(family, Protocol::Icmp, mode, &opts()).expect("open");
+    s.set_icmp_filter(icmp::ping_types(family)).expect("filter");
+    assert!(
+        s.rx_stamps() && s.tx_stamps(),
+        "kernel stamps must be granted"
+    );
+    let id = s.local_id().unwrap_or(0x5157);
+    let mut batch = SendBatch::new();
+    for seq in 0..3u16 {
+        let mut pkt = Vec::new();
+        icmp::echo_request(family, id, seq, b"vantage-sock-test", &mut pkt);
+        batch.push(SocketAddr::new(dst, 0), &pkt, 1000 + u32::from(seq));
+    }
+    let mut sent = 0;
+    while sent < batch.len() {
+        sent += s.send(&mut batch, sent).await.expect("send");
+    }
+    let keys: BTreeMap<u32, u16> = (0..3).map(|i| (batch.key(i).unwrap(), i as u16)).collect();
+    let mut tx: BTreeMap<u16, Stamp> = BTreeMap::new();
+    let mut rx: BTreeMap<u16, (Stamp, u8)> = BTreeMap::new();
+    let mut seen_keys = BTreeSet::new();
+    let mut saw_request = false;
+    let mut rb = RecvBatch::new(16, 2048);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while (rx.len() < 3 || tx.len() < 3) && tokio::time::Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.ready()).await;
+        while let Ok(n) = s.try_recv_errors(&mut rb) {
+            for i in 0..n {
+                let (key, st) = rb
+                    .get(i)
+                    .tx_stamp()
+                    .expect("only TX stamps on the error queue");
+                seen_keys.insert(key);
+                tx.insert(keys[&key], st);
+            }
+        }
+        while let Ok(n) = s.try_recv(&mut rb) {
+            for i in 0..n {
+                let r = rb.get(i);
+                let data = match (family, mode) {
+                    (Family::Ipv4, Mode::Raw) => icmp::strip_ipv4(r.data).unwrap().1,
+                    _ => r.data,
+                };
+                match icmp::parse(family, data) {
+                    Some(icmp::Message::EchoReply {
+                        id: rid,
+                        seq,
+                        payload,
+                    }) if rid == id => {
+                        assert_eq!(payload, b"vantage-sock-test");
+                        rx.insert(seq, (r.stamp.expect("RX stamp"), r.ttl.expect("TTL")));
+                    }
+                    Some(icmp::Message::EchoRequest { .. }) => saw_request = true,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let out = rx
+        .iter()
+        .map(|(seq, (st, ttl))| (*seq, (st.ms_since(tx[seq]), *ttl)))
+        .collect();
+    (out, seen_keys, saw_request)
+}
+
+fn check(family: Family, mode: Mode, dst: &str) {
+    if !vantage_testnet::privileged(&format!("sock_echo_{family}_{mode:?}")) {
+        return;
+    }
+    let ns = Netns::new("sock");
+    let dst: IpAddr = dst.parse().unwrap();
+    let (replies, keys, saw_request) = ns.run(move || echo_three(family, mode, dst));
+    assert_eq!(replies.len(), 3, "{family} {mode:?}: {replies:?}");
+    for (seq, (rtt, ttl)) in &replies {
+        assert!(
+            *rtt > 0.0 && *rtt < 50.0,
+            "seq {seq}: kernel RTT {rtt} ms on loopback"
+        );
+        assert_eq!(*ttl, 64, "loopback replies keep the default TTL");
+    }
+    assert_eq!(
+        keys,
+        BTreeSet::from([1000, 1001, 1002]),
+        "keys as requested per packet"
+    );
+    assert!(!saw_request, "the ICMP filter keeps echo requests away");
+}
+
+#[test]
+fn sock_echo_raw_ipv4() {
+    check(Family::Ipv4, Mode::Raw, "127.0.0.1");
+}
+
+#[test]
+fn sock_echo_raw_ipv6() {
+    check(Family::Ipv6, Mode::Raw, "::1");
+}
+
+#[test]
+fn sock_echo_dgram_ipv4() {
+    check(Family::Ipv4, Mode::Dgram, "127.0.0.1");
+}
+
+#[test]
+fn sock_echo_dgram_ipv6() {
+    check(Family::Ipv6, Mode::Dgram, "::1");
+}
+
+/// A router namespace with an unreachable route answers with ICMP host unreachable; the datagram
+/// socket gets it on its error queue with the offender and our original request.
+#[test]
+fn sock_icmp_errors_reach_datagram_and_raw_sockets() {
+    if !vantage_testnet::privileged("sock_icmp_errors_reach_datagram_and_raw_sockets") {
+        return;
+    }
+    let host = Netns::new("errh");
+    let router = Netns::new("errr");
+    let (a, b) = (
+        format!("va{}", std::process::id() % 100000),
+        format!("vb{}", std::process::id() % 100000),
+    );
+    common::sh(&format!(
+        "ip link add {a} netns {} type veth peer name {b} netns {}",
+        host.name, router.name
+    ));
+    host.exec(&format!("ip addr add 10.77.0.2/24 dev {a} && ip link set {a} up && ip route add default via 10.77.0.1"));
+    router.exec(&format!("ip addr add 10.77.0.1/24 dev {b} && ip link set {b} up && sysctl -qw net.ipv4.ip_forward=1 && ip route add unreachable 10.99.0.0/16"));
+    for mode in [Mode::Dgram, Mode::Raw] {
+        let got = host.run(move || async move {
+            let s = Socket::open(Family::Ipv4, Protocol::Icmp, mode, &opts()).unwrap();
+            s.set_icmp_filter(icmp::ping_types(Family::Ipv4)).unwrap();
+            let mut pkt = Vec::new();
+            icmp::echo_request(
+                Family::Ipv4,
+                s.local_id().unwrap_or(77),
+                5,
+                b"cookie",
+                &mut pkt,
+            );
+            let mut batch = SendBatch::new();
+            batch.push("10.99.1.1:0".parse().unwrap(), &pkt, 0);
+            s.send(&mut batch, 0).await.unwrap();
+            let mut rb = RecvBatch::new(8, 1024);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            while tokio::time::Instant::now() < deadline {
+                let _ = tokio::time::timeout(Duration::from_millis(100), s.ready()).await;
+                if let Ok(n) = s.try_recv_errors(&mut rb) {
+                    for i in 0..n {
+                        let r = rb.get(i);
+                        if let Some(e) = r.error.filter(|e| e.is_icmp()) {
+                            let q = icmp::parse(Family::Ipv4, r.data);
+                            let seq = match q {
+                                Some(icmp::Message::EchoRequest { seq, .. }) => seq,
+                                other => {
+                                    panic!("error queue should return our request, got {other:?}")
+                                }
+                            };
+                            return (
+                                e.icmp_type,
+                                e.icmp_code,
+                                e.offender,
+                                seq,
+                                r.from.map(|a| a.ip()),
+                            );
+                        }
+                    }
+                }
+                if let Ok(n) = s.try_recv(&mut rb) {
+                    for i in 0..n {
+                        let r = rb.get(i);
+                        let (ip, body) = icmp::strip_ipv4(r.data).unwrap();
+                        if let Some(icmp::Message::Error {
+                            icmp_type,
+                            code,
+                            quoted: Some(q),
+                            ..
+                        }) = icmp::parse(Family::Ipv4, body)
+                        {
+                            let (_, seq, _) = q.echo().expect("quoted echo request");
+                            return (icmp_type, code, Some(ip.src), seq, Some(q.dst));
+                        }
+                    }
+                }
+            }
+            panic!("no ICMP error within 3 s ({mode:?})");
+        });
+        let (ty, code, offender, seq, dst) = got;
+        assert_eq!((ty, code), (3, 1), "{mode:?}: host unreachable");
+        assert_eq!(offender, Some("10.77.0.1".parse().unwrap()), "{mode:?}");
+        assert_eq!(seq, 5, "{mode:?}");
+        assert_eq!(dst, Some("10.99.1.1".parse().unwrap()), "{mode:?}");
+    }
+}
+
+/// With the kernel's default `ping_group_range`, a datagram ICMP socket is refused even to root,
+/// and the error says which sysctl to change; raw TCP and UDP sockets open for root.
+#[test]
+fn sock_open_errors_name_the_fix_and_other_protocols_open() {
+    if !vantage_testnet::privileged("sock_open_errors_name_the_fix_and_other_protocols_open") {
+        return;
+    }
+    let ns = Netns::plain("perm");
+    let (dgram, raw_tcp, raw_udp, dgram_udp) = ns.run(|| async {
+        let d = Socket::open(
+            Family::Ipv4,
+            Protocol::Icmp,
+            Mode::Dgram,
+            &Options::default(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+        let t =
+            Socket::open(Family::Ipv6, Protocol::Tcp, Mode::Raw, &Options::default()).map(|_| ());
+        let u =
+            Socket::open(Family::Ipv4, Protocol::Udp, Mode::Raw, &Options::default()).map(|_| ());
+        let du = Socket::open(Family::Ipv6, Protocol::Udp, Mode::Dgram, &opts()).map(|_| ());
+        (d, t.is_ok(), u.is_ok(), du.is_ok())
+    });
+    let e = dgram.unwrap_err();
+    assert!(e.contains("ping_group_range is '1 0'"), "{e}");
+    assert!(raw_tcp && raw_udp && dgram_udp);
+    assert!(vantage_probe::sock::raw_sockets_allowed());
+}
