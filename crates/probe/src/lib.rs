@@ -10,8 +10,12 @@
 
 /// Run-time settings shared by every probe: privilege, destination policy, cancellation.
 mod context;
+/// DNS queries to chosen servers or the system's resolvers, timed, with dig-style text.
+mod dns;
 /// The engine's error type and its mapping to outcomes.
 mod error;
+/// The destination policy: which addresses measurements may connect to.
+pub mod policy;
 /// Host name resolution for probe targets.
 mod resolve;
 /// The raw-socket layer shared by every packet probe: sockets, kernel timestamps, batched I/O,
@@ -20,13 +24,13 @@ pub mod sock;
 
 pub use context::{Context, Privilege};
 pub use error::Error;
-pub use resolve::resolve;
+pub use resolve::{resolve, resolve_all};
 
 use vantage_proto::{MeasurementResult, MeasurementSpec, Outcome};
 
 /// Runs one measurement and returns its result. Never panics on bad network conditions; invalid
 /// specs give an `internal` outcome naming the problem (callers validate first).
-pub async fn run(spec: &MeasurementSpec, _cx: &Context) -> MeasurementResult {
+pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
     if let Err(e) = spec.validate() {
         return MeasurementResult::failure(
             spec.kind(),
@@ -35,7 +39,10 @@ pub async fn run(spec: &MeasurementSpec, _cx: &Context) -> MeasurementResult {
             format!("invalid measurement: {e}"),
         );
     }
-    not_built(spec)
+    match spec {
+        MeasurementSpec::Dns(s) => dns::run(s, cx).await,
+        _ => not_built(spec),
+    }
 }
 
 /// Runs several measurements together. Kinds that can share sockets (ping) do so; results come

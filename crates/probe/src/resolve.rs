@@ -53,6 +53,40 @@ pub async fn resolve(target: &str, family: Option<Family>) -> Result<IpAddr, Err
     })
 }
 
+/// Resolves a host name to every address of the requested family (both families when none is
+/// given), in the resolver's order, which is the order a client should try them in.
+pub async fn resolve_all(host: &str, family: Option<Family>) -> Result<Vec<IpAddr>, Error> {
+    let lookup = tokio::net::lookup_host((host, 0));
+    let addrs: Vec<IpAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+        Err(_) => {
+            return Err(Error::Resolve(format!(
+                "could not resolve {host}: the resolver did not answer within {} s",
+                RESOLVE_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(Err(e)) => {
+            return Err(Error::Resolve(format!(
+                "could not resolve {host}: {}",
+                describe_gai_error(&e)
+            )));
+        }
+        Ok(Ok(it)) => it.map(|sa| sa.ip()).collect(),
+    };
+    let mut out: Vec<IpAddr> = Vec::with_capacity(addrs.len());
+    for ip in addrs {
+        if family.is_none_or(|f| Family::of(ip) == f) && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    if out.is_empty() {
+        return Err(match family {
+            Some(f) => Error::Resolve(format!("{host} has no {f} address")),
+            None => Error::Resolve(format!("{host} has no address")),
+        });
+    }
+    Ok(out)
+}
+
 fn describe_gai_error(e: &std::io::Error) -> String {
     let text = e.to_string();
     if text.contains("Name or service not known") || text.contains("No address associated") {

@@ -12,6 +12,8 @@
 mod common;
 /// DNS measurement spec and detail.
 mod dns;
+/// `HOST[:PORT]` endpoints (DNS servers, HTTP connect-to).
+mod endpoint;
 /// HTTP measurement spec and detail.
 mod http;
 /// ICMP echo measurement spec and detail.
@@ -30,7 +32,10 @@ mod trace;
 mod udp;
 
 pub use common::{Family, PortRange, SpecError, ensure_target};
-pub use dns::{DnsDetail, DnsRecord, DnsServerResult, DnsSpec, DnsTransport};
+pub use dns::{
+    DnsDetail, DnsRecord, DnsServerResult, DnsSpec, DnsTransport, rr_type_code, rr_type_name,
+};
+pub use endpoint::{Endpoint, Host};
 pub use http::{
     HttpDetail, HttpMethod, HttpPhases, HttpRedirectHop, HttpSpec, HttpTls, HttpTlsCertificate,
 };
@@ -49,7 +54,8 @@ pub use udp::{UdpDetail, UdpSpec};
 /// Default values of spec fields, for front ends that show them (`--help`, forms).
 pub mod defaults {
     pub use crate::dns::{
-        DEFAULT_QTYPE as DNS_QTYPE, DEFAULT_RETRIES as DNS_RETRIES, DEFAULT_TIMEOUT as DNS_TIMEOUT,
+        DEFAULT_EDNS_SIZE as DNS_EDNS_SIZE, DEFAULT_PORT as DNS_PORT, DEFAULT_QTYPE as DNS_QTYPE,
+        DEFAULT_RETRIES as DNS_RETRIES, DEFAULT_TIMEOUT as DNS_TIMEOUT,
     };
     pub use crate::http::{
         DEFAULT_BODY_LIMIT as HTTP_BODY_LIMIT, DEFAULT_MAX_REDIRECTS as HTTP_MAX_REDIRECTS,

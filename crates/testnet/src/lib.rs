@@ -25,6 +25,8 @@
 
 /// Running `ip` and `ethtool`.
 mod cmd;
+/// A small authoritative DNS server on loopback, for DNS measurement tests.
+pub mod dns_server;
 /// The crate's error type.
 mod error;
 /// Guards for tests that need root or a system binary.

@@ -31,6 +31,9 @@ pub enum Command {
     /// Probe with UDP datagrams to a closed port, timed by the ICMP port-unreachable.
     #[command(after_help = UDP_EXAMPLES)]
     Udp(UdpArgs),
+    /// Query DNS servers (or the system's resolvers) for a name, timed, with dig-style output.
+    #[command(after_help = DNS_EXAMPLES)]
+    Dns(DnsArgs),
 }
 
 const PING_EXAMPLES: &str = "Examples:
@@ -47,6 +50,16 @@ const TCP_EXAMPLES: &str = "Examples:
 const UDP_EXAMPLES: &str = "Examples:
   vantage udp -p 33434 192.0.2.1
   vantage udp -p 33434 --source-ports 40000-40003 -c 8 --json 192.0.2.1";
+
+const DNS_EXAMPLES: &str = "Examples:
+  vantage dns example.com                       ask the system's resolvers (/etc/resolv.conf)
+  vantage dns -t AAAA example.com @192.0.2.53 @2001:db8::53
+  vantage dns example.com MX @ns1.example.net --norecurse
+  vantage dns example.com TYPE65 --dnssec --edns-size 1232 --json @192.0.2.53
+  vantage dns --allow-private -p 5353 @127.0.0.1 www.example.test
+
+Exit codes: 0 every server answered NOERROR, 1 some did not (NXDOMAIN, SERVFAIL, REFUSED,
+timeout), 2 bad input or a server refused by the destination policy.";
 
 /// Options every probe subcommand has.
 #[derive(Debug, Args)]
@@ -191,4 +204,49 @@ fn parse_u8_auto(s: &str) -> Result<u8, String> {
         None => s.parse::<u8>(),
     };
     parsed.map_err(|_| format!("'{s}' is not a byte value (0–255 or 0x00–0xff)"))
+}
+
+/// `vantage dns`.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// The name to query, optionally followed by a record type, and any number of @SERVER
+    /// arguments (IP, IP:PORT, [IPv6]:PORT or a host name), in any order, as with dig.
+    #[arg(value_name = "NAME [TYPE] [@SERVER]", required = true)]
+    pub args: Vec<String>,
+    /// Record type: a mnemonic (A, AAAA, MX, TXT, SOA …), TYPE65 or 65.
+    #[arg(short = 't', long = "type", value_name = "TYPE")]
+    pub qtype: Option<String>,
+    /// Port of servers given without one.
+    #[arg(short = 'p', long = "port", default_value_t = defaults::DNS_PORT)]
+    pub port: u16,
+    /// Query over TCP only (UDP answers that come back truncated are retried over TCP anyway).
+    #[arg(long)]
+    pub tcp: bool,
+    /// Clear the RD (recursion desired) flag.
+    #[arg(long)]
+    pub norecurse: bool,
+    /// Set the EDNS DO bit to ask for DNSSEC records (EDNS size 1232 unless --edns-size).
+    #[arg(long)]
+    pub dnssec: bool,
+    /// Advertise this EDNS UDP payload size (no EDNS unless given or --dnssec).
+    #[arg(long, value_name = "BYTES")]
+    pub edns_size: Option<u16>,
+    /// Seconds to wait for each answer.
+    #[arg(short = 'W', long = "timeout", default_value_t = defaults::DNS_TIMEOUT)]
+    pub timeout: f64,
+    /// Retries after a timeout.
+    #[arg(long, default_value_t = defaults::DNS_RETRIES)]
+    pub retries: u8,
+    /// Allow servers at loopback, private and other non-global addresses.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Resolve server names to IPv4 and use only IPv4 system resolvers.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Resolve server names to IPv6 and use only IPv6 system resolvers.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Print the JSON result envelope instead of dig-style text.
+    #[arg(long)]
+    pub json: bool,
 }

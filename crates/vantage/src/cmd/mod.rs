@@ -1,5 +1,7 @@
 //! One module per subcommand; `dispatch` is the single `match` over them.
 
+/// `vantage dns`.
+mod dns;
 /// `vantage ping`.
 mod ping;
 /// Rendering shared by tcp and udp.
@@ -21,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Ping(a) => ping::run(a).await,
         Command::Tcp(a) => tcp::run(a).await,
         Command::Udp(a) => udp::run(a).await,
+        Command::Dns(a) => dns::run(a).await,
     }
 }
 
@@ -33,11 +36,15 @@ pub(crate) fn context(common: &CommonArgs, rate: u32) -> Context {
     } else {
         Privilege::Auto
     };
-    let cx = Context {
+    cancel_on_ctrl_c(Context {
         privilege,
         rate,
         ..Context::default()
-    };
+    })
+}
+
+/// Cancels the context's token on Ctrl-C, so partial results print.
+pub(crate) fn cancel_on_ctrl_c(cx: Context) -> Context {
     let cancel = cx.cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -101,6 +108,11 @@ pub(crate) fn describe_spec_error(e: &SpecError) -> String {
         "port" => "-p/--port",
         "source_ports" => "--source-ports",
         "target" => "TARGET",
+        "name" => "NAME",
+        "qtype" => "-t/--type",
+        "servers" => "@SERVER",
+        "edns_size" => "--edns-size",
+        "retries" => "--retries",
         other => other,
     };
     format!("invalid {flag}: {}", e.message)
