@@ -35,6 +35,8 @@ mod guard;
 mod impair;
 /// Network namespaces and running code inside them.
 mod ns;
+/// TOML scenarios.
+mod scenario;
 /// Statistics helpers for asserting measured numbers against ground truth.
 pub mod stats;
 /// The raw system calls (the only module with `unsafe`).

@@ -110,21 +110,22 @@ impl Link {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct NodeSpec {
     name: String,
     kind: NodeKind,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct LinkSpec {
     a: String,
     b: String,
     link: Link,
 }
 
-/// Describes a topology; [`build`](Self::build) creates it. Start with [`Topology::builder`].
-#[derive(Debug, Clone)]
+/// Describes a topology; [`build`](Self::build) creates it. Start with [`Topology::builder`]
+/// or [`TopologyBuilder::from_toml`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopologyBuilder {
     nodes: Vec<NodeSpec>,
     links: Vec<LinkSpec>,
@@ -148,6 +149,13 @@ impl Default for TopologyBuilder {
 }
 
 impl TopologyBuilder {
+    /// Reads a TOML scenario (format in the `scenario` module docs and
+    /// `crates/testnet/scenarios/`); nothing is created until [`build`](Self::build).
+    /// Unknown keys are rejected with their line and column.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        crate::scenario::parse(text)
+    }
+
     /// Adds an end host (a namespace without forwarding).
     pub fn host(mut self, name: &str) -> Self {
         self.nodes.push(NodeSpec {
@@ -432,6 +440,11 @@ impl Topology {
     /// Starts describing a topology.
     pub fn builder() -> TopologyBuilder {
         TopologyBuilder::default()
+    }
+
+    /// Builds the topology a TOML scenario describes (see [`TopologyBuilder::from_toml`]).
+    pub fn from_toml(text: &str) -> Result<Topology> {
+        TopologyBuilder::from_toml(text)?.build()
     }
 
     fn create(&mut self, b: &TopologyBuilder, plan: &Plan, prefix: &str) -> Result<()> {

@@ -80,7 +80,7 @@ fn exclusive_delay_of_20ms_each_way_measures_40ms_round_trip() {
         println!("{target}: min {min:.3} median {median:.3} ms, baseline {base_median:.3} ms");
         // The impairer never sends early: no round trip can be shorter than 2 × 20 ms.
         assert!(
-            min >= 40.0,
+            min >= 40.0 - PRINT_RESOLUTION_MS,
             "{target}: a round trip of {min} ms is shorter than the delay"
         );
         assert!(
@@ -188,8 +188,9 @@ fn exclusive_jitter_widens_the_spread_and_never_reorders_unless_allowed() {
     let rtts = jittery.rtts();
     let (min, max) = (quantile(&rtts, 0.0), quantile(&rtts, 1.0));
     assert!(
-        min >= 12.0 && max <= 28.0 + MEDIAN_TOLERANCE_MS,
-        "{min}..{max}"
+        min >= 12.0 - PRINT_RESOLUTION_MS && max <= 28.0 + MEDIAN_TOLERANCE_MS,
+        "{min}..{max}: {jittery:?} {:?}",
+        net.impairer_stats("a", "c")
     );
 
     // A fast train (one packet every 2 ms) through ±4 ms of jitter would reorder often; it
