@@ -21,10 +21,13 @@ mod resolve;
 /// The raw-socket layer shared by every packet probe: sockets, kernel timestamps, batched I/O,
 /// ICMP parsing. The only module allowed `unsafe`.
 pub mod sock;
+/// Traceroute / mtr: Paris-style probes of every TTL at once, multipath discovery, rounds.
+mod trace;
 
 pub use context::{Context, Privilege};
 pub use error::Error;
 pub use resolve::{resolve, resolve_all};
+pub use trace::{HopEnricher, enrich as enrich_trace};
 
 use vantage_proto::{MeasurementResult, MeasurementSpec, Outcome};
 
@@ -41,6 +44,7 @@ pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
     }
     match spec {
         MeasurementSpec::Dns(s) => dns::run(s, cx).await,
+        MeasurementSpec::Trace(s) => trace::run(s, cx).await,
         _ => not_built(spec),
     }
 }

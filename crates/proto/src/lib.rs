@@ -47,7 +47,7 @@ pub use spec::{Kind, MeasurementSpec};
 pub use stats::{RttStats, percentile};
 pub use tcp::{PortProbe, PortSummary, ProbeStatus, TcpDetail, TcpMode, TcpSpec};
 pub use trace::{
-    MplsLabel, TraceAddr, TraceDetail, TraceHop, TraceProtocol, TraceSpec, TraceStats,
+    MplsLabel, TraceAddr, TraceDetail, TraceHop, TraceProbe, TraceProtocol, TraceSpec, TraceStats,
 };
 pub use udp::{UdpDetail, UdpSpec};
 
@@ -71,7 +71,8 @@ pub mod defaults {
     pub use crate::trace::{
         DEFAULT_FIRST_TTL as TRACE_FIRST_TTL, DEFAULT_INTERVAL as TRACE_INTERVAL,
         DEFAULT_MAX_TTL as TRACE_MAX_TTL, DEFAULT_PROBES as TRACE_PROBES,
-        DEFAULT_TIMEOUT as TRACE_TIMEOUT,
+        DEFAULT_SIZE as TRACE_SIZE, DEFAULT_TIMEOUT as TRACE_TIMEOUT, MIN_SIZE as TRACE_MIN_SIZE,
+        MIN_TTL_WINDOW as TRACE_MIN_TTL_WINDOW, RDNS_TIMEOUT as TRACE_RDNS_TIMEOUT,
     };
     pub use crate::udp::DEFAULT_SIZE as UDP_SIZE;
 }

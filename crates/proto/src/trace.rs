@@ -21,6 +21,18 @@ pub const DEFAULT_PROBES: u8 = 3;
 pub const DEFAULT_TIMEOUT: f64 = 2.0;
 /// Default seconds between rounds.
 pub const DEFAULT_INTERVAL: f64 = 1.0;
+/// Default payload bytes of ICMP and UDP probes (with the headers, 60-byte IPv4 packets like
+/// classic traceroute's).
+pub const DEFAULT_SIZE: u16 = 32;
+/// The engine never has more than this many TTLs of a round waiting for answers at once (more
+/// for probes whose answers routers do not rate-limit); a hop that answers frees its place for
+/// the next TTL. Bounds how far probes run past the destination before it is found.
+pub const MIN_TTL_WINDOW: u8 = 8;
+/// Seconds a trace waits at most, after its last probe, for reverse DNS names.
+pub const RDNS_TIMEOUT: f64 = 2.0;
+/// Smallest payload of ICMP and UDP probes: two bytes are adjusted so that the checksum stays
+/// constant along a flow (ICMP) or carries the probe's number (UDP), as Paris traceroute does.
+pub const MIN_SIZE: u16 = 2;
 
 fn default_first_ttl() -> u8 {
     DEFAULT_FIRST_TTL
@@ -92,16 +104,18 @@ pub struct TraceSpec {
     /// Last TTL probed.
     #[serde(default = "default_max_ttl")]
     pub max_ttl: u8,
-    /// Probes per hop per round.
+    /// Probes per hop per round (per flow when `flows > 1`).
     #[serde(default = "default_probes")]
     pub probes: u8,
     /// Seconds to wait for each probe's answer.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
-    /// Payload bytes.
+    /// Payload bytes of ICMP and UDP probes ([`DEFAULT_SIZE`] when absent, at least
+    /// [`MIN_SIZE`]); TCP probes are bare SYNs and take no size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u16>,
-    /// Number of flows to enumerate; 1 is Paris (one stable path).
+    /// Number of flows to enumerate; 1 is Paris (one stable path). Every flow is probed
+    /// `probes` times per hop per round.
     #[serde(default = "default_one_u16")]
     pub flows: u16,
     /// Rounds; more than 1 gives mtr statistics.
@@ -167,7 +181,31 @@ impl TraceSpec {
         check_range("rounds", self.rounds, 1, 10_000)?;
         check_seconds("interval", self.interval, 0.0, 3600.0)?;
         if let Some(size) = self.size {
-            check_range("size", size, 0, 65000)?;
+            if self.protocol == TraceProtocol::Tcp {
+                return Err(SpecError::new(
+                    "size",
+                    "TCP trace probes are bare SYNs without payload; size applies to ICMP and UDP",
+                ));
+            }
+            check_range("size", size, MIN_SIZE, 65000)?;
+        }
+        if let Some(sport) = self.source_port {
+            if sport == 0 {
+                return Err(SpecError::new(
+                    "source_port",
+                    "source port 0 cannot be used; use 1 to 65535 or leave it out",
+                ));
+            }
+            if u32::from(sport) + u32::from(self.flows) - 1 > 65535 {
+                return Err(SpecError::new(
+                    "source_port",
+                    format!(
+                        "{} flows from source port {sport} would run past port 65535; use a lower \
+                         source port",
+                        self.flows
+                    ),
+                ));
+            }
         }
         if self.port == Some(0) {
             return Err(SpecError::new(
@@ -197,11 +235,17 @@ impl TraceSpec {
         check_source_family(self.source, self.family)
     }
 
-    /// Worst-case duration in seconds: every round waits its full timeout.
+    /// Worst-case duration in seconds, when no hop ever answers: the engine keeps at most
+    /// [`MIN_TTL_WINDOW`] TTLs waiting at once, so a round launches its TTLs in that many
+    /// timeouts at most; rounds start `interval` apart but never before the previous round has
+    /// launched every TTL; the last probes then wait one timeout, and names take at most
+    /// [`RDNS_TIMEOUT`] more.
     pub fn max_duration(&self) -> f64 {
-        let per_round = self.timeout * f64::from(self.probes);
-        f64::from(self.rounds) * per_round
-            + f64::from(self.rounds.saturating_sub(1)) * self.interval
+        let ttls = f64::from(self.max_ttl.saturating_sub(self.first_ttl)) + 1.0;
+        let launch = ((ttls / f64::from(MIN_TTL_WINDOW)).ceil() - 1.0).max(0.0) * self.timeout;
+        let rounds = f64::from(self.rounds.max(1));
+        let rdns = if self.rdns { RDNS_TIMEOUT } else { 0.0 };
+        (rounds - 1.0) * self.interval.max(launch) + launch + self.timeout + rdns
     }
 }
 
@@ -264,6 +308,26 @@ pub struct TraceAddr {
     /// MPLS label stack seen in its ICMP extensions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mpls: Vec<MplsLabel>,
+    /// When this address answered "destination unreachable" rather than forwarding (a router
+    /// ending the path, or a filter): the reason, e.g. "communication administratively
+    /// prohibited". Not set for the destination's own port unreachable, which is its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+/// One probe of a hop: the per-packet record every statistic is derived from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceProbe {
+    /// Round it was sent in (0-based).
+    pub round: u32,
+    /// Flow it belonged to (0-based).
+    pub flow: u16,
+    /// The address that answered; absent when nothing did within the timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Round-trip time of the answer, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
 }
 
 /// One TTL of a trace.
@@ -282,6 +346,9 @@ pub struct TraceHop {
     /// RTT statistics over all answers at this TTL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_ms: Option<TraceStats>,
+    /// Every probe sent with this TTL, in send order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<TraceProbe>,
 }
 
 /// Result payload of a trace.
@@ -313,6 +380,28 @@ mod tests {
         let e = s.validate().unwrap_err();
         assert_eq!(e.field, "first_ttl");
         assert!(e.message.contains("inverted"));
+    }
+
+    #[test]
+    fn payloads_too_small_for_paris_are_rejected() {
+        let mut s = TraceSpec::new("192.0.2.1");
+        s.size = Some(1);
+        assert_eq!(s.validate().unwrap_err().field, "size");
+        s.size = Some(MIN_SIZE);
+        s.validate().unwrap();
+        s.protocol = TraceProtocol::Tcp;
+        assert!(s.validate().unwrap_err().message.contains("bare SYNs"));
+    }
+
+    #[test]
+    fn flows_must_fit_above_the_source_port() {
+        let mut s = TraceSpec::new("192.0.2.1");
+        s.protocol = TraceProtocol::Udp;
+        s.source_port = Some(65530);
+        s.flows = 6;
+        s.validate().unwrap();
+        s.flows = 7;
+        assert_eq!(s.validate().unwrap_err().field, "source_port");
     }
 
     #[test]

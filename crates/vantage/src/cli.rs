@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use vantage_proto::{Family, PortRange, defaults};
+use vantage_proto::{Family, PortRange, TraceProtocol, defaults};
 
 /// Distributed network diagnostics and monitoring.
 #[derive(Debug, Parser)]
@@ -34,6 +34,12 @@ pub enum Command {
     /// Query DNS servers (or the system's resolvers) for a name, timed, with dig-style output.
     #[command(after_help = DNS_EXAMPLES)]
     Dns(DnsArgs),
+    /// Trace the routers on the way to a target, every hop probed at once (Paris style).
+    #[command(after_help = TRACE_EXAMPLES)]
+    Trace(TraceArgs),
+    /// Trace repeatedly and report per-hop loss and latency, like `mtr --report`.
+    #[command(after_help = MTR_EXAMPLES)]
+    Mtr(MtrArgs),
 }
 
 const PING_EXAMPLES: &str = "Examples:
@@ -60,6 +66,29 @@ const DNS_EXAMPLES: &str = "Examples:
 
 Exit codes: 0 every server answered NOERROR, 1 some did not (NXDOMAIN, SERVFAIL, REFUSED,
 timeout), 2 bad input or a server refused by the destination policy.";
+
+const TRACE_EXAMPLES: &str = "Examples:
+  vantage trace example.com
+  vantage trace -n -q 1 192.0.2.1                   one probe per hop, no reverse DNS
+  vantage trace -P tcp -p 443 example.com           TCP SYNs to port 443
+  vantage trace -P udp --flows 8 -n 192.0.2.1       8 flows: every ECMP branch, and which flow took it
+  vantage trace -6 --json example.com
+
+Every TTL is probed at once and the trace ends as soon as the destination and every hop before it
+have answered. Probes keep one flow identity (Paris traceroute), so load balancers cannot invent
+hops. Needs raw sockets: run as root or grant CAP_NET_RAW (setcap cap_net_raw+ep).
+
+Exit codes: 0 the destination answered, 1 it did not, 2 bad input or no permission.";
+
+const MTR_EXAMPLES: &str = "Examples:
+  vantage mtr example.com                           10 rounds, one probe per hop per second
+  vantage mtr -c 100 -i 0.2 -n 192.0.2.1
+  vantage mtr -P udp --flows 4 -c 20 192.0.2.1      per-address statistics of each ECMP branch
+  vantage mtr --json -c 5 example.com
+
+Routers commonly answer about one probe per second to the same source after a short burst
+(Linux: net.ipv4.icmp_ratelimit): more probes per hop per second can show loss that is only rate
+limiting. Exit codes: 0 the destination answered, 1 it did not, 2 bad input or no permission.";
 
 /// Options every probe subcommand has.
 #[derive(Debug, Args)]
@@ -195,6 +224,105 @@ pub struct UdpArgs {
     pub df: bool,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// Options shared by `vantage trace` and `vantage mtr`.
+#[derive(Debug, Args)]
+pub struct TraceOpts {
+    /// Host or address to trace.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+    /// Probe protocol: icmp, udp or tcp.
+    #[arg(short = 'P', long = "protocol", default_value = "icmp", value_parser = parse_trace_protocol)]
+    pub protocol: TraceProtocol,
+    /// Destination port (udp: 33434, tcp: 80 when not given).
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// Source port of the first flow (udp, tcp); flow N uses this port + N.
+    #[arg(long = "source-port", value_name = "PORT")]
+    pub source_port: Option<u16>,
+    /// First TTL (hop limit) to probe.
+    #[arg(short = 'f', long = "first-ttl", value_name = "TTL", default_value_t = defaults::TRACE_FIRST_TTL)]
+    pub first_ttl: u8,
+    /// Last TTL (hop limit) to probe.
+    #[arg(short = 'm', long = "max-ttl", value_name = "TTL", default_value_t = defaults::TRACE_MAX_TTL)]
+    pub max_ttl: u8,
+    /// Probes per hop per round, on each flow [trace: 3, or 1 with --flows; mtr: 1].
+    #[arg(short = 'q', long = "queries", value_name = "N")]
+    pub probes: Option<u8>,
+    /// Seconds to wait for each probe's answer.
+    #[arg(short = 'w', long = "timeout", visible_short_alias = 'W', value_name = "SECONDS", default_value_t = defaults::TRACE_TIMEOUT)]
+    pub timeout: f64,
+    /// Flows to probe (multipath discovery): each has its own source port (udp, tcp) or ICMP
+    /// checksum, and every address seen at a hop is listed with the flows that reached it.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub flows: u16,
+    /// Do not resolve hop addresses to names.
+    #[arg(short = 'n', long = "no-dns")]
+    pub no_dns: bool,
+    /// Payload bytes of ICMP and UDP probes.
+    #[arg(short = 's', long = "size", value_name = "BYTES")]
+    pub size: Option<u16>,
+    /// IPv4 TOS byte / IPv6 traffic class, decimal or 0x-hex.
+    #[arg(long, value_name = "N", value_parser = parse_u8_auto)]
+    pub tos: Option<u8>,
+    /// Source address to send from.
+    #[arg(short = 'S', long = "source", value_name = "ADDRESS")]
+    pub source: Option<IpAddr>,
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Print the JSON result envelope instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TraceOpts {
+    /// The address family asked for, if any.
+    pub fn family(&self) -> Option<Family> {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Ipv4),
+            (_, true) => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+}
+
+/// `vantage trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub opts: TraceOpts,
+}
+
+/// `vantage mtr`.
+#[derive(Debug, Args)]
+pub struct MtrArgs {
+    /// Rounds (report cycles).
+    #[arg(
+        short = 'c',
+        long = "count",
+        value_name = "ROUNDS",
+        default_value_t = 10
+    )]
+    pub rounds: u32,
+    /// Seconds between rounds.
+    #[arg(short = 'i', long = "interval", value_name = "SECONDS", default_value_t = defaults::TRACE_INTERVAL)]
+    pub interval: f64,
+    #[command(flatten)]
+    pub opts: TraceOpts,
+}
+
+fn parse_trace_protocol(s: &str) -> Result<TraceProtocol, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "icmp" => Ok(TraceProtocol::Icmp),
+        "udp" => Ok(TraceProtocol::Udp),
+        "tcp" => Ok(TraceProtocol::Tcp),
+        _ => Err(format!("unknown protocol '{s}'; use icmp, udp or tcp")),
+    }
 }
 
 /// Accepts decimal or `0x` hexadecimal bytes.

@@ -2,12 +2,16 @@
 
 /// `vantage dns`.
 mod dns;
+/// `vantage mtr`.
+mod mtr;
 /// `vantage ping`.
 mod ping;
 /// Rendering shared by tcp and udp.
 mod ports;
 /// `vantage tcp`.
 mod tcp;
+/// `vantage trace`, and what it shares with `vantage mtr`.
+mod trace;
 /// `vantage udp`.
 mod udp;
 
@@ -24,6 +28,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Tcp(a) => tcp::run(a).await,
         Command::Udp(a) => udp::run(a).await,
         Command::Dns(a) => dns::run(a).await,
+        Command::Trace(a) => trace::run(a).await,
+        Command::Mtr(a) => mtr::run(a).await,
     }
 }
 
@@ -113,6 +119,12 @@ pub(crate) fn describe_spec_error(e: &SpecError) -> String {
         "servers" => "@SERVER",
         "edns_size" => "--edns-size",
         "retries" => "--retries",
+        "first_ttl" => "-f/--first-ttl",
+        "max_ttl" => "-m/--max-ttl",
+        "probes" => "-q/--queries",
+        "flows" => "--flows",
+        "rounds" => "-c/--count",
+        "source_port" => "--source-port",
         other => other,
     };
     format!("invalid {flag}: {}", e.message)
