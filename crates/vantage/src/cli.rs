@@ -40,6 +40,27 @@ pub enum Command {
     /// Trace repeatedly and report per-hop loss and latency, like `mtr --report`.
     #[command(after_help = MTR_EXAMPLES)]
     Mtr(MtrArgs),
+    /// IP calculator: prefix details, splitting, summarising, containment.
+    #[command(after_help = IPCALC_EXAMPLES)]
+    Ipcalc(IpcalcArgs),
+    /// MAC address vendors from the IEEE registries (MA-L, MA-M, MA-S, CID, IAB).
+    #[command(after_help = OUI_EXAMPLES)]
+    Oui(OuiArgs),
+    /// IP address → AS, AS name, prefix and country; AS number → name and prefixes.
+    #[command(after_help = ASN_EXAMPLES)]
+    Asn(AsnArgs),
+    /// WHOIS for a domain, address, prefix or AS number, following referrals from IANA.
+    #[command(after_help = WHOIS_EXAMPLES)]
+    Whois(WhoisArgs),
+    /// RDAP for a domain, address, prefix or AS number, through the IANA bootstrap files.
+    #[command(after_help = RDAP_EXAMPLES)]
+    Rdap(RdapArgs),
+    /// Reverse DNS (PTR) names of addresses and prefixes, resolved concurrently.
+    #[command(after_help = RDNS_EXAMPLES)]
+    Rdns(RdnsArgs),
+    /// Offline data sets for the lookups: install or refresh them, show what is installed.
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 const PING_EXAMPLES: &str = "Examples:
@@ -66,6 +87,267 @@ const DNS_EXAMPLES: &str = "Examples:
 
 Exit codes: 0 every server answered NOERROR, 1 some did not (NXDOMAIN, SERVFAIL, REFUSED,
 timeout), 2 bad input or a server refused by the destination policy.";
+const IPCALC_EXAMPLES: &str = "Examples:
+  vantage ipcalc 192.0.2.130/25
+  vantage ipcalc 2001:db8::/127
+  vantage ipcalc 10.1.2.3/255.255.0.0
+  vantage ipcalc 10.0.0.0/22 --split 24
+  vantage ipcalc --summarize 192.0.2.0/25 192.0.2.128/25 10.0.0.1-10.0.0.6
+  vantage ipcalc 10.0.0.0/8 --contains 10.1.2.0/24     exit 0 if it does, 1 if not";
+
+const OUI_EXAMPLES: &str = "Examples:
+  vantage oui 00:1A:2B:3C:4D:5E
+  vantage oui 001a.2b3c.4d5e 00-1b-21 8C1F64AFA
+  vantage oui --search cisco
+The built-in IEEE table works offline; `vantage data update oui` installs a fresher one.";
+
+const ASN_EXAMPLES: &str = "Examples:
+  vantage asn 193.0.6.139 2001:67c:2e8::1
+  vantage asn --rdns 8.8.8.8
+  vantage asn AS3333
+  vantage asn AS64500 --set-name 'Our transit (FRA)'    local AS name override
+  vantage asn --list-overrides
+Needs an IP → ASN table: `vantage data update asn` (see `vantage data update --help`).";
+
+const WHOIS_EXAMPLES: &str = "Examples:
+  vantage whois example.com
+  vantage whois 193.0.6.139
+  vantage whois AS3333
+  vantage whois --server whois.ripe.net --no-follow 193.0.0.0/21";
+
+const RDAP_EXAMPLES: &str = "Examples:
+  vantage rdap example.com
+  vantage rdap 2001:67c:2e8::1
+  vantage rdap AS3333 --raw
+  vantage rdap --server https://rdap.db.ripe.net/ 193.0.6.139";
+
+const RDNS_EXAMPLES: &str = "Examples:
+  vantage rdns 192.0.2.1 2001:db8::1
+  vantage rdns 192.0.2.0/28
+  vantage rdns --server 192.0.2.53 --timeout 1 198.51.100.7";
+
+const DATA_UPDATE_EXAMPLES: &str = "Data sets and their default public sources:
+  oui      IEEE registries: https://standards-oui.ieee.org/oui/oui.csv, oui28/mam.csv,
+           oui36/oui36.csv, cid/cid.csv, iab/iab.csv (replaces the built-in table's registries)
+  asn      iptoasn.com (PDDL 1.0): https://iptoasn.com/data/ip2asn-combined.tsv.gz
+           also reads ip-location-db CSV (start,end,asn,name), e.g. asn-ipv4.csv + asn-ipv6.csv
+  country  DB-IP Country Lite (CC BY 4.0): https://download.db-ip.com/free/dbip-country-lite-YYYY-MM.mmdb.gz
+           any MMDB with country_code or country.iso_code works
+  rdap     IANA bootstrap files: https://data.iana.org/rdap/{asn,dns,ipv4,ipv6}.json
+
+Examples:
+  vantage data update asn
+  vantage data update asn --from asn-ipv4.csv --from asn-ipv6.csv
+  vantage data update country --from geo-whois-asn-country.mmdb
+  vantage data update oui --from oui.csv --from mam.csv --from oui36.csv
+  vantage data update rdap --from ./bootstrap-dir/";
+
+/// Where the offline lookup data sets live (shared with the server).
+#[derive(Debug, Args)]
+pub struct DataDirArgs {
+    /// Data directory (the server uses the same one).
+    #[arg(
+        long = "data-dir",
+        env = "VANTAGE_DATA_DIR",
+        default_value = vantage_lookup::datadir::DEFAULT_DATA_DIR,
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// `vantage ipcalc`.
+#[derive(Debug, Args)]
+pub struct IpcalcArgs {
+    /// Prefixes or addresses: 192.0.2.1/24, 192.0.2.1/255.255.255.0, 2001:db8::/48 (ranges
+    /// FIRST-LAST with --summarize).
+    #[arg(value_name = "CIDR", required = true)]
+    pub inputs: Vec<String>,
+    /// Split the prefix into subnets of this length.
+    #[arg(long, value_name = "LEN", conflicts_with_all = ["summarize", "contains", "overlaps"])]
+    pub split: Option<u8>,
+    /// Largest number of subnets --split may print.
+    #[arg(long, value_name = "N", default_value_t = vantage_lookup::ipcalc::DEFAULT_MAX_SUBNETS)]
+    pub max: u64,
+    /// Summarise all inputs into the fewest prefixes.
+    #[arg(long, alias = "summarise", conflicts_with_all = ["contains", "overlaps"])]
+    pub summarize: bool,
+    /// Whether the prefix contains this prefix or address (exit 1 if not).
+    #[arg(long, value_name = "CIDR", conflicts_with = "overlaps")]
+    pub contains: Option<String>,
+    /// Whether the prefix shares any address with this one (exit 1 if not).
+    #[arg(long, value_name = "CIDR")]
+    pub overlaps: Option<String>,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vantage oui`.
+#[derive(Debug, Args)]
+pub struct OuiArgs {
+    /// MAC addresses or prefixes in any notation (00:1A:2B:3C:4D:5E, 001a.2b3c.4d5e, 00-1b-21 …).
+    #[arg(
+        value_name = "MAC",
+        required_unless_present = "search",
+        conflicts_with = "search"
+    )]
+    pub macs: Vec<String>,
+    /// Find vendors whose name contains this text (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub search: Option<String>,
+    /// Largest number of search results printed.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON (one object per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+/// `vantage asn`.
+#[derive(Debug, Args)]
+pub struct AsnArgs {
+    /// IP addresses and AS numbers (AS64500, 64500, asdot AS1.10).
+    #[arg(value_name = "IP|ASN", required_unless_present = "list_overrides")]
+    pub queries: Vec<String>,
+    /// Also look up the reverse DNS name of each address (asks the system resolver).
+    #[arg(long)]
+    pub rdns: bool,
+    /// Print every prefix of an AS (the table shows the first 20).
+    #[arg(long)]
+    pub all_prefixes: bool,
+    /// Set a local name for the given AS number, shown wherever the AS appears.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["unset_name", "list_overrides"])]
+    pub set_name: Option<String>,
+    /// Remove the local names of the given AS numbers.
+    #[arg(long, conflicts_with = "list_overrides")]
+    pub unset_name: bool,
+    /// List the local AS name overrides.
+    #[arg(long)]
+    pub list_overrides: bool,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+/// `vantage whois`.
+#[derive(Debug, Args)]
+pub struct WhoisArgs {
+    /// Domain name, IP address, prefix or AS number.
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+    /// The first server to ask (HOST or HOST:PORT).
+    #[arg(long, value_name = "HOST[:PORT]", default_value = vantage_lookup::whois::DEFAULT_SERVER)]
+    pub server: String,
+    /// Do not follow referrals.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Servers asked at most, referrals included.
+    #[arg(long, value_name = "N", default_value_t = vantage_lookup::whois::DEFAULT_MAX_HOPS)]
+    pub max_hops: usize,
+    /// Seconds allowed per server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Print only the parsed fields, not the raw answer.
+    #[arg(long)]
+    pub brief: bool,
+    /// Print JSON (every server's raw answer and the parsed fields).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vantage rdap`.
+#[derive(Debug, Args)]
+pub struct RdapArgs {
+    /// Domain name, IP address, prefix or AS number.
+    #[arg(value_name = "QUERY")]
+    pub query: String,
+    /// Ask this RDAP base URL instead of the one the bootstrap files name.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Seconds allowed for the request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    pub timeout: f64,
+    /// Print the registry's raw JSON instead of the summary.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    /// Print JSON (summary and raw answer).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+/// `vantage rdns`.
+#[derive(Debug, Args)]
+pub struct RdnsArgs {
+    /// IP addresses or CIDR prefixes (each address of a prefix is looked up).
+    #[arg(value_name = "IP|CIDR", required = true)]
+    pub targets: Vec<String>,
+    /// DNS servers to ask (IP or IP:PORT; repeatable) instead of the system resolver.
+    #[arg(long = "server", value_name = "IP[:PORT]")]
+    pub servers: Vec<String>,
+    /// Seconds allowed per query attempt.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub timeout: f64,
+    /// Lookups in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Largest number of addresses the prefixes may expand to.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_targets: usize,
+    /// Print JSON (one object per line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vantage data`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Install or refresh a data set from its public source or from files / URLs.
+    #[command(after_help = DATA_UPDATE_EXAMPLES)]
+    Update(DataUpdateArgs),
+    /// Show which data sets are installed, their sources, dates and licences.
+    Status(DataStatusArgs),
+}
+
+/// `vantage data update`.
+#[derive(Debug, Args)]
+pub struct DataUpdateArgs {
+    /// Which data set: oui, asn, country or rdap.
+    #[arg(value_name = "DATASET", value_parser = ["oui", "asn", "country", "rdap"])]
+    pub dataset: String,
+    /// Read from these files or URLs instead of the public default (repeatable).
+    #[arg(long = "from", value_name = "FILE|URL")]
+    pub from: Vec<String>,
+    /// Licence to record (when the source is not one Vantage recognises).
+    #[arg(long, value_name = "TEXT")]
+    pub licence: Option<String>,
+    /// Attribution to record and show with every answer.
+    #[arg(long, value_name = "TEXT")]
+    pub attribution: Option<String>,
+    /// Seconds allowed per download.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+/// `vantage data status`.
+#[derive(Debug, Args)]
+pub struct DataStatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
 
 const TRACE_EXAMPLES: &str = "Examples:
   vantage trace example.com

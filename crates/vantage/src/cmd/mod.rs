@@ -1,19 +1,35 @@
 //! One module per subcommand; `dispatch` is the single `match` over them.
 
+/// `vantage asn`.
+mod asn;
+/// `vantage data update|status`.
+mod data;
 /// `vantage dns`.
 mod dns;
+/// `vantage ipcalc`.
+mod ipcalc;
+/// Helpers shared by the lookup subcommands.
+mod lookups;
 /// `vantage mtr`.
 mod mtr;
+/// `vantage oui`.
+mod oui;
 /// `vantage ping`.
 mod ping;
 /// Rendering shared by tcp and udp.
 mod ports;
+/// `vantage rdap`.
+mod rdap;
+/// `vantage rdns`.
+mod rdns;
 /// `vantage tcp`.
 mod tcp;
 /// `vantage trace`, and what it shares with `vantage mtr`.
 mod trace;
 /// `vantage udp`.
 mod udp;
+/// `vantage whois`.
+mod whois;
 
 use vantage_probe::{Context, Privilege};
 use vantage_proto::{MeasurementResult, MeasurementSpec, SpecError};
@@ -30,6 +46,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Dns(a) => dns::run(a).await,
         Command::Trace(a) => trace::run(a).await,
         Command::Mtr(a) => mtr::run(a).await,
+        Command::Ipcalc(a) => ipcalc::run(a),
+        Command::Oui(a) => oui::run(a),
+        Command::Asn(a) => asn::run(a).await,
+        Command::Whois(a) => whois::run(a).await,
+        Command::Rdap(a) => rdap::run(a).await,
+        Command::Rdns(a) => rdns::run(a).await,
+        Command::Data(c) => data::run(c).await,
     }
 }
 
