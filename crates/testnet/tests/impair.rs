@@ -165,39 +165,40 @@ fn exclusive_jitter_widens_the_spread_and_never_reorders_unless_allowed() {
         .unwrap();
     warm_up(&net, "a", net.v4("b"));
     warm_up(&net, "a", net.v4("c"));
-    let args = ["-c", "100", "-i", "0.03", "-W", "2"];
+    let args = ["-c", "200", "-i", "0.02", "-W", "2"];
     let steady = ping(&net, "a", net.v4("b"), &args);
     let jittery = ping(&net, "a", net.v4("c"), &args);
-    let spread = |p: &PingOutput| quantile(&p.rtts(), 0.95) - quantile(&p.rtts(), 0.05);
+    let iqr = |p: &PingOutput| quantile(&p.rtts(), 0.75) - quantile(&p.rtts(), 0.25);
     println!(
-        "mdev without jitter {:?} ms, with ±4 ms jitter {:?} ms; p5–p95 spread {:.3} vs {:.3} ms",
+        "mdev without jitter {:?} ms, with ±4 ms jitter {:?} ms; interquartile range {:.3} vs {:.3} ms",
         steady.mdev_ms,
         jittery.mdev_ms,
-        spread(&steady),
-        spread(&jittery)
+        iqr(&steady),
+        iqr(&jittery)
     );
-    assert_eq!((steady.received, jittery.received), (100, 100));
-    // Uniform ±4 ms on each way: the RTT deviation is the sum of two, a triangle on ±8 ms
-    // whose 5–95 % spread is 2 × (8 − √(0.05 · 2 · 64)) ≈ 10.9 ms (its σ ≈ 3.3 ms). Spreads
-    // between quantiles, unlike mdev, are not swayed by one round trip that a busy machine
-    // delayed.
-    let (s_steady, s_jitter) = (spread(&steady), spread(&jittery));
+    assert_eq!((steady.received, jittery.received), (200, 200));
+    // Uniform ±4 ms on each way: the RTT deviation is the sum of two, a triangle on ±8 ms,
+    // whose interquartile range is 2 × (8 − √(0.25 · 2 · 64)) ≈ 4.7 ms (σ ≈ 3.3 ms). The
+    // quartiles, unlike mdev or the extremes, are not moved by the few round trips that a
+    // machine busy with other work delays (seen: 5 % of them by up to 8 ms at load 16 on two
+    // cores, on the plain delayed link as well). With 200 round trips the sample IQR has a
+    // standard deviation of about 0.45 ms: the bounds are 3.3 σ away.
+    let (q_steady, q_jitter) = (iqr(&steady), iqr(&jittery));
     assert!(
-        (8.5..=13.5).contains(&s_jitter),
-        "p5–p95 spread {s_jitter} ms with ±4 ms each way"
+        (3.2..=6.2).contains(&q_jitter),
+        "interquartile range {q_jitter} ms with ±4 ms each way"
     );
-    assert!(s_steady < 0.5, "p5–p95 spread {s_steady} ms without jitter");
-    // The impairer never sends early, so no round trip is under 2 × (10 − 4) ms. Above
-    // 2 × (10 + 4) ms, allow 2 of 100 for scheduling delays outside the impairer's control.
+    assert!(
+        q_steady < 0.5,
+        "interquartile range {q_steady} ms without jitter"
+    );
+    // The impairer never sends early, so no round trip is under 2 × (10 − 4) ms; and nine in
+    // ten stay under 2 × (10 + 4) ms even on a busy machine.
     let rtts = jittery.rtts();
-    let min = quantile(&rtts, 0.0);
-    let above = rtts
-        .iter()
-        .filter(|&&r| r > 28.0 + MEDIAN_TOLERANCE_MS)
-        .count();
+    let (min, p90) = (quantile(&rtts, 0.0), quantile(&rtts, 0.9));
     assert!(
-        min >= 12.0 - PRINT_RESOLUTION_MS && above <= 2,
-        "min {min} ms, {above} above 28 ms: {jittery:?} {:?}",
+        min >= 12.0 - PRINT_RESOLUTION_MS && p90 <= 28.0 + MEDIAN_TOLERANCE_MS,
+        "min {min} ms, p90 {p90} ms: {jittery:?} {:?}",
         net.impairer_stats("a", "c")
     );
 
