@@ -14,6 +14,8 @@ mod context;
 mod dns;
 /// The engine's error type and its mapping to outcomes.
 mod error;
+/// HTTP(S) requests timed by phase, with TLS facts and the certificate chain.
+mod http;
 /// The destination policy: which addresses measurements may connect to.
 pub mod policy;
 /// Host name resolution for probe targets.
@@ -45,6 +47,7 @@ pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
     match spec {
         MeasurementSpec::Dns(s) => dns::run(s, cx).await,
         MeasurementSpec::Trace(s) => trace::run(s, cx).await,
+        MeasurementSpec::Http(s) => http::run(s, cx).await,
         _ => not_built(spec),
     }
 }

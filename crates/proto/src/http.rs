@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{check_range, check_seconds};
-use crate::{Family, SpecError};
+use crate::{Endpoint, Family, Host, SpecError};
 
 /// Default overall timeout in seconds.
 pub const DEFAULT_TIMEOUT: f64 = 10.0;
@@ -18,6 +18,21 @@ pub const DEFAULT_TIMEOUT: f64 = 10.0;
 pub const DEFAULT_MAX_REDIRECTS: u8 = 10;
 /// Default body cap in bytes when downloading.
 pub const DEFAULT_BODY_LIMIT: u64 = 10 * 1024 * 1024;
+/// Largest body cap accepted.
+pub const MAX_BODY_LIMIT: u64 = 1 << 30;
+/// Largest `ca_cert` text accepted, in bytes.
+pub const MAX_CA_CERT_LEN: usize = 256 * 1024;
+
+/// Request headers the engine manages itself: connection handling and the (absent) request body.
+const MANAGED_HEADERS: [&str; 7] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+];
 
 fn default_timeout() -> f64 {
     DEFAULT_TIMEOUT
@@ -82,6 +97,10 @@ pub struct HttpSpec {
     /// Address family to resolve the host to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<Family>,
+    /// Extra trust anchors (PEM certificates) added to the system's roots, like curl's
+    /// `--cacert`: for servers with a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
 }
 
 impl HttpSpec {
@@ -101,7 +120,46 @@ impl HttpSpec {
             allow_private: false,
             timeout: DEFAULT_TIMEOUT,
             family: None,
+            ca_cert: None,
         }
+    }
+
+    /// The URL, parsed (valid after [`HttpSpec::validate`]).
+    pub fn parsed_url(&self) -> Result<url::Url, SpecError> {
+        let url = url::Url::parse(&self.url).map_err(|e| {
+            SpecError::new("url", format!("'{}' is not a valid URL: {e}", self.url))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SpecError::new(
+                "url",
+                format!(
+                    "'{}' has the scheme '{}'; use http:// or https://",
+                    self.url,
+                    url.scheme()
+                ),
+            ));
+        }
+        if url.host().is_none() {
+            return Err(SpecError::new(
+                "url",
+                format!("'{}' names no host", self.url),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(SpecError::new(
+                "url",
+                "credentials in the URL are not supported; send an Authorization header instead",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The `connect_to` endpoint; its port defaults to `default_port` (the URL's).
+    pub fn connect_endpoint(&self, default_port: u16) -> Result<Option<Endpoint>, SpecError> {
+        self.connect_to
+            .as_deref()
+            .map(|c| Endpoint::parse("connect_to", c, default_port))
+            .transpose()
     }
 
     /// Checks ranges and cross-field rules (the URL's full syntax is checked by the engine).
@@ -119,22 +177,44 @@ impl HttpSpec {
                 "the URL contains spaces or is over 8192 characters",
             ));
         }
-        if let Some(c) = &self.connect_to
-            && (c.is_empty() || c.contains(char::is_whitespace))
+        let url = self.parsed_url()?;
+        if let (Some(url::Host::Ipv4(_)), Some(Family::Ipv6))
+        | (Some(url::Host::Ipv6(_)), Some(Family::Ipv4)) = (url.host(), self.family)
+        {
+            return Err(SpecError::new(
+                "family",
+                format!(
+                    "the URL's host is an address of the other family than the {} requested",
+                    self.family.map(|f| f.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(ep) = self.connect_endpoint(1)?
+            && let (Host::Ip(ip), Some(fam)) = (&ep.host, self.family)
+            && Family::of(*ip) != fam
         {
             return Err(SpecError::new(
                 "connect_to",
-                format!("'{c}' is not HOST:PORT"),
+                format!("{ip} is not an {fam} address, but {fam} was requested"),
             ));
         }
         check_seconds("timeout", self.timeout, 0.01, 300.0)?;
         check_range("max_redirects", self.max_redirects, 0, 50)?;
+        check_range("body_limit", self.body_limit, 1, MAX_BODY_LIMIT)?;
         for (k, v) in &self.headers {
-            let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_graphic() && b != b':');
-            if !name_ok || v.contains(['\r', '\n']) {
+            check_header(k, v)?;
+        }
+        if let Some(pem) = &self.ca_cert {
+            if pem.len() > MAX_CA_CERT_LEN {
                 return Err(SpecError::new(
-                    "headers",
-                    format!("header '{k}' is not valid"),
+                    "ca_cert",
+                    format!("the CA certificates are over {MAX_CA_CERT_LEN} bytes"),
+                ));
+            }
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(SpecError::new(
+                    "ca_cert",
+                    "no PEM certificate found (a '-----BEGIN CERTIFICATE-----' block)",
                 ));
             }
         }
@@ -264,4 +344,79 @@ pub struct HttpDetail {
     /// Earlier hops when redirects were followed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirects: Vec<HttpRedirectHop>,
+}
+
+/// Checks one request header: an RFC 9110 token as name, a value without control characters
+/// (tabs allowed), and not one of the headers the engine manages.
+fn check_header(name: &str, value: &str) -> Result<(), SpecError> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(SpecError::new(
+            "headers",
+            format!(
+                "'{name}' is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            ),
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(SpecError::new(
+            "headers",
+            format!("the value of header '{name}' contains control characters"),
+        ));
+    }
+    if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(SpecError::new(
+            "headers",
+            format!("header '{name}' is managed by the HTTP client and cannot be set"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    fn spec(f: impl FnOnce(&mut HttpSpec)) -> Result<(), SpecError> {
+        let mut s = HttpSpec::new("https://example.com/path?q=1");
+        f(&mut s);
+        s.validate()
+    }
+
+    #[test]
+    fn good_specs_pass() {
+        spec(|_| {}).unwrap();
+        spec(|s| s.url = "http://[2001:db8::1]:8080/".into()).unwrap();
+        spec(|s| s.connect_to = Some("192.0.2.1:8443".into())).unwrap();
+        spec(|s| s.connect_to = Some("[2001:db8::1]".into())).unwrap();
+        spec(|s| {
+            s.headers
+                .insert("X-Test".into(), "a value\twith tab".into());
+        })
+        .unwrap();
+        spec(|s| {
+            s.headers.insert("Host".into(), "other.example".into());
+        })
+        .unwrap();
+    }
+
+    #[test_case(|s: &mut HttpSpec| s.url = "ftp://example.com/".into(), "url" ; "an unknown scheme is refused")]
+    #[test_case(|s: &mut HttpSpec| s.url = "http://".into(), "url" ; "a URL without host is refused")]
+    #[test_case(|s: &mut HttpSpec| s.url = "http://exa mple.com/".into(), "url" ; "a URL with a space is refused")]
+    #[test_case(|s: &mut HttpSpec| s.url = "http://[::1/".into(), "url" ; "a broken IPv6 URL is refused")]
+    #[test_case(|s: &mut HttpSpec| s.url = "http://example.com:99999/".into(), "url" ; "a port over 65535 is refused")]
+    #[test_case(|s: &mut HttpSpec| s.url = "http://user:pw@example.com/".into(), "url" ; "credentials in the URL are refused")]
+    #[test_case(|s: &mut HttpSpec| s.connect_to = Some("192.0.2.1:0".into()), "connect_to" ; "port zero in connect_to is refused")]
+    #[test_case(|s: &mut HttpSpec| s.connect_to = Some("a b".into()), "connect_to" ; "a connect_to with a space is refused")]
+    #[test_case(|s: &mut HttpSpec| { s.headers.insert("Bad Name".into(), "x".into()); }, "headers" ; "a header name with a space is refused")]
+    #[test_case(|s: &mut HttpSpec| { s.headers.insert("X-A".into(), "a\r\nX-B: injected".into()); }, "headers" ; "a header value with CRLF is refused")]
+    #[test_case(|s: &mut HttpSpec| { s.headers.insert("Content-Length".into(), "5".into()); }, "headers" ; "a managed header is refused")]
+    #[test_case(|s: &mut HttpSpec| s.body_limit = 0, "body_limit" ; "a zero body cap is refused")]
+    #[test_case(|s: &mut HttpSpec| s.ca_cert = Some("not a pem".into()), "ca_cert" ; "a CA that is not PEM is refused")]
+    #[test_case(|s: &mut HttpSpec| { s.url = "http://192.0.2.1/".into(); s.family = Some(Family::Ipv6) }, "family" ; "a literal of the other family is refused")]
+    fn bad_specs_name_the_field(f: fn(&mut HttpSpec), field: &str) {
+        let e = spec(f).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+    }
 }

@@ -31,6 +31,8 @@ pub mod dns_server;
 mod error;
 /// Guards for tests that need root or a system binary.
 mod guard;
+/// An HTTP/1.1 + HTTP/2 test server on loopback, plain or TLS, and a per-test CA.
+pub mod http_server;
 /// The userspace link impairer.
 mod impair;
 /// Network namespaces and running code inside them.

@@ -61,6 +61,9 @@ pub enum Command {
     /// Offline data sets for the lookups: install or refresh them, show what is installed.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Request a URL and time each phase: DNS, TCP connect, TLS, time to first byte, download.
+    #[command(after_help = HTTP_EXAMPLES)]
+    Http(HttpArgs),
 }
 
 const PING_EXAMPLES: &str = "Examples:
@@ -372,6 +375,17 @@ Routers commonly answer about one probe per second to the same source after a sh
 (Linux: net.ipv4.icmp_ratelimit): more probes per hop per second can show loss that is only rate
 limiting. Exit codes: 0 the destination answered, 1 it did not, 2 bad input or no permission.";
 
+const HTTP_EXAMPLES: &str = "Examples:
+  vantage http https://example.com/
+  vantage http --http2 --follow https://example.com/old-path
+  vantage http --connect-to 192.0.2.10:443 https://www.example.com/   one server of a pool
+  vantage http -I -H 'Accept-Language: de' --json https://example.com/
+  vantage http --body --max-body 1000000 https://example.com/file.bin
+  vantage http --allow-private --cacert ca.pem https://intranet.example.test/
+
+Exit codes: 0 the server answered (1xx-3xx), 1 it did not or answered 4xx/5xx (timeout, refused,
+TLS failure, HTTP error status), 2 bad input, an unknown host or a destination the policy refuses.";
+
 /// Options every probe subcommand has.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
@@ -616,6 +630,28 @@ fn parse_u8_auto(s: &str) -> Result<u8, String> {
     parsed.map_err(|_| format!("'{s}' is not a byte value (0–255 or 0x00–0xff)"))
 }
 
+/// `-4` / `-6` for subcommands that take no other common probe option.
+#[derive(Debug, Args)]
+pub struct FamilyArgs {
+    /// Use IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Use IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+}
+
+impl FamilyArgs {
+    /// The address family asked for, if any.
+    pub fn family(&self) -> Option<Family> {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Some(Family::Ipv4),
+            (_, true) => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+}
+
 /// `vantage dns`.
 #[derive(Debug, Args)]
 pub struct DnsArgs {
@@ -650,13 +686,68 @@ pub struct DnsArgs {
     /// Allow servers at loopback, private and other non-global addresses.
     #[arg(long)]
     pub allow_private: bool,
-    /// Resolve server names to IPv4 and use only IPv4 system resolvers.
-    #[arg(short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// Resolve server names to IPv6 and use only IPv6 system resolvers.
-    #[arg(short = '6')]
-    pub ipv6: bool,
+    /// Address family of server names and system resolvers.
+    #[command(flatten)]
+    pub family: FamilyArgs,
     /// Print the JSON result envelope instead of dig-style text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vantage http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The http:// or https:// URL to request.
+    #[arg(value_name = "URL")]
+    pub url: String,
+    /// Request method: GET or HEAD.
+    #[arg(
+        short = 'X',
+        long = "request",
+        value_name = "METHOD",
+        default_value = "GET"
+    )]
+    pub method: String,
+    /// Send HEAD (same as -X HEAD).
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
+    /// Connect to HOST:PORT instead of the URL's host, which stays the Host header and TLS name.
+    #[arg(long = "connect-to", value_name = "HOST:PORT")]
+    pub connect_to: Option<String>,
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Offer HTTP/2 through ALPN (prior knowledge for http:// URLs).
+    #[arg(long)]
+    pub http2: bool,
+    /// Follow redirects, timing every hop.
+    #[arg(short = 'L', long = "follow")]
+    pub follow: bool,
+    /// Most redirects to follow.
+    #[arg(long, default_value_t = defaults::HTTP_MAX_REDIRECTS, value_name = "N")]
+    pub max_redirects: u8,
+    /// Download the body and report its size and throughput (default: stop after the headers).
+    #[arg(long)]
+    pub body: bool,
+    /// Largest body to download, in bytes.
+    #[arg(long = "max-body", default_value_t = defaults::HTTP_BODY_LIMIT, value_name = "BYTES")]
+    pub max_body: u64,
+    /// Do not fail on certificate errors (verification is still done and reported).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file as well as the system's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Allow loopback, private and other non-global destinations.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Seconds the whole request may take (each redirect hop gets its own).
+    #[arg(short = 'W', long = "timeout", default_value_t = defaults::HTTP_TIMEOUT)]
+    pub timeout: f64,
+    /// Address family to resolve the host to.
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    /// Print the JSON result envelope instead of the report.
     #[arg(long)]
     pub json: bool,
 }

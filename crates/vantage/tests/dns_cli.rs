@@ -1,29 +1,12 @@
 //! `vantage dns` end to end: the binary against a DNS server the test starts on loopback.
 //! Exit codes (0 NOERROR, 1 a failed answer, 2 bad input or policy), dig-style text and JSON.
 
+mod common;
+
+use common::vantage;
 use std::net::SocketAddr;
 
 use vantage_testnet::dns_server::{Behaviour, DnsServer};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn vantage(args: &[&str]) -> Run {
-    // Asynchronous, so the server on this test's runtime keeps answering meanwhile.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vantage"))
-        .args(args)
-        .output()
-        .await
-        .expect("vantage runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn at(addr: SocketAddr) -> String {
     format!("@{addr}")

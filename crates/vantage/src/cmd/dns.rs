@@ -6,11 +6,11 @@
 //! destination policy refuses (the sentence names `--allow-private`).
 
 use vantage_proto::{
-    Detail, DnsDetail, DnsSpec, DnsTransport, Endpoint, Family, MeasurementResult, MeasurementSpec,
+    Detail, DnsDetail, DnsSpec, DnsTransport, Endpoint, MeasurementResult, MeasurementSpec,
     Outcome, defaults,
 };
 
-use super::{cancel_on_ctrl_c, print_errors, run_with_progress, validate_all};
+use super::{print_errors, run_single};
 use crate::cli::DnsArgs;
 use crate::output::{self, EXIT_OK, EXIT_SETUP, EXIT_SOME_FAILED, ms};
 
@@ -19,22 +19,7 @@ pub async fn run(a: DnsArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return output::usage_error(e),
     };
-    let specs = [MeasurementSpec::Dns(spec)];
-    if let Err(code) = validate_all(&specs) {
-        return code;
-    }
-    let cx = cancel_on_ctrl_c(vantage_probe::Context::default());
-    let results = run_with_progress(&specs, &cx).await;
-    if a.json {
-        if let Err(e) = output::print_json_lines(&results) {
-            return output::usage_error(format!("cannot write output: {e}"));
-        }
-    } else {
-        for r in &results {
-            print_human(r);
-        }
-    }
-    results.iter().map(exit_code).max().unwrap_or(EXIT_OK)
+    run_single(MeasurementSpec::Dns(spec), a.json, print_human, exit_code).await
 }
 
 /// Splits dig-style arguments and maps the flags onto a spec (validated by the caller).
@@ -77,11 +62,7 @@ fn build_spec(a: &DnsArgs) -> Result<DnsSpec, String> {
     spec.timeout = a.timeout;
     spec.retries = a.retries;
     spec.allow_private = a.allow_private;
-    spec.family = match (a.ipv4, a.ipv6) {
-        (true, _) => Some(Family::Ipv4),
-        (_, true) => Some(Family::Ipv6),
-        _ => None,
-    };
+    spec.family = a.family.family();
     Ok(spec)
 }
 
@@ -94,7 +75,11 @@ fn with_port(server: &str, port: u16) -> String {
     }
 }
 
-fn exit_code(r: &MeasurementResult) -> u8 {
+fn exit_code(results: &[MeasurementResult]) -> u8 {
+    results.iter().map(exit_code_one).max().unwrap_or(EXIT_OK)
+}
+
+fn exit_code_one(r: &MeasurementResult) -> u8 {
     let Some(Detail::Dns(d)) = &r.detail else {
         return if r.outcome.is_ok() {
             EXIT_OK

@@ -6,6 +6,8 @@ mod asn;
 mod data;
 /// `vantage dns`.
 mod dns;
+/// `vantage http`.
+mod http;
 /// `vantage ipcalc`.
 mod ipcalc;
 /// Helpers shared by the lookup subcommands.
@@ -53,6 +55,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Rdap(a) => rdap::run(a).await,
         Command::Rdns(a) => rdns::run(a).await,
         Command::Data(c) => data::run(c).await,
+        Command::Http(a) => http::run(a).await,
     }
 }
 
@@ -91,6 +94,30 @@ pub(crate) fn validate_all(specs: &[MeasurementSpec]) -> Result<(), u8> {
         }
     }
     Ok(())
+}
+
+/// Validates one spec, runs it, prints JSON Lines or the human report, and returns the exit code
+/// `exit` derives from the results. For subcommands with a single measurement (dns, http).
+pub(crate) async fn run_single(
+    spec: MeasurementSpec,
+    json: bool,
+    print: fn(&MeasurementResult),
+    exit: fn(&[MeasurementResult]) -> u8,
+) -> u8 {
+    let specs = [spec];
+    if let Err(code) = validate_all(&specs) {
+        return code;
+    }
+    let cx = cancel_on_ctrl_c(Context::default());
+    let results = run_with_progress(&specs, &cx).await;
+    if json {
+        if let Err(e) = output::print_json_lines(&results) {
+            return output::usage_error(format!("cannot write output: {e}"));
+        }
+    } else {
+        results.iter().for_each(print);
+    }
+    exit(&results)
 }
 
 /// Runs the specs with a spinner when the run is long enough to need one.
@@ -148,6 +175,12 @@ pub(crate) fn describe_spec_error(e: &SpecError) -> String {
         "flows" => "--flows",
         "rounds" => "-c/--count",
         "source_port" => "--source-port",
+        "url" => "URL",
+        "connect_to" => "--connect-to",
+        "headers" => "-H/--header",
+        "max_redirects" => "--max-redirects",
+        "body_limit" => "--max-body",
+        "ca_cert" => "--cacert",
         other => other,
     };
     format!("invalid {flag}: {}", e.message)
