@@ -92,6 +92,14 @@ impl DnsServer {
         Err(last_err.unwrap_or_else(|| std::io::Error::other("no free port")))
     }
 
+    /// Starts on exactly `addr` (UDP and TCP). Only for a namespace the test owns, where a fixed
+    /// port such as 53 cannot collide with anything: the system resolver has no port setting.
+    pub async fn start_at(addr: SocketAddr, behaviour: Behaviour) -> std::io::Result<DnsServer> {
+        let udp = UdpSocket::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
+        Ok(Self::spawn(addr, udp, tcp, behaviour))
+    }
+
     fn spawn(addr: SocketAddr, udp: UdpSocket, tcp: TcpListener, b: Behaviour) -> DnsServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let zone = Arc::new(zone());

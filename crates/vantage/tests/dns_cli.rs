@@ -173,3 +173,112 @@ async fn bad_input_exits_2_with_a_sentence() {
         assert!(r.stdout.is_empty(), "{args:?}: {}", r.stdout);
     }
 }
+
+/// `/etc/netns/NAME/`, whose files `ip netns exec NAME` mounts over `/etc`; removed on drop.
+struct NetnsEtc(std::path::PathBuf);
+
+impl NetnsEtc {
+    fn new(ns: &str, resolv_conf: &str) -> NetnsEtc {
+        let dir = std::path::Path::new("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("resolv.conf"), resolv_conf).unwrap();
+        NetnsEtc(dir)
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        // /etc/netns itself too, when nothing else uses it.
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+#[test]
+fn the_system_resolvers_answer_when_no_server_is_given() {
+    // The system's resolver configuration is only swappable inside a namespace: `ip netns exec`
+    // mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf, and the test zone's server
+    // listens on 127.0.0.1:53 of that namespace (the port resolv.conf implies). Nothing leaves
+    // the namespace. The same resolver serves `vantage http`'s name resolution (getaddrinfo).
+    if !vantage_testnet::privileged("the_system_resolvers_answer_when_no_server_is_given") {
+        return;
+    }
+    let net = vantage_testnet::Topology::builder()
+        .host("h")
+        .build()
+        .expect("the namespace builds");
+    let ns = net.ns("h");
+    let _etc = NetnsEtc::new(ns.name(), "nameserver 127.0.0.1\n");
+    let bin = env!("CARGO_BIN_EXE_vantage");
+    ns.block_on(async {
+        let srv = DnsServer::start_at("127.0.0.1:53".parse().unwrap(), Behaviour::Answer)
+            .await
+            .unwrap();
+        let run = |args: &[&str]| {
+            let mut c = ns.command(bin);
+            c.args(args);
+            tokio::process::Command::from(c).output()
+        };
+        // No @SERVER: resolv.conf's server is asked, and it is exempt from the policy.
+        let out = run(&["dns", "www.vantage.test"]).await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("www.vantage.test.\t300\tIN\tA\t192.0.2.10"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(";; SERVER: 127.0.0.1#53(127.0.0.1) (UDP)"),
+            "{stdout}"
+        );
+        let queried = srv.seen().len();
+        assert_eq!(queried, 1);
+        // HTTP resolves through the same resolver: a name that does not exist is a DNS failure
+        // (exit 2, unknown host) ...
+        let out = run(&["http", "http://nope.vantage.test/"]).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("could not resolve nope.vantage.test"),
+            "{stderr}"
+        );
+        // ... and one that resolves to a documentation address is refused by the policy after
+        // DNS, or, when allowed, fails to connect (the namespace has no route anywhere).
+        let out = run(&["http", "-4", "http://www.vantage.test/"])
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(
+                "refusing to connect to www.vantage.test: 192.0.2.10 is a documentation address"
+            ),
+            "{stderr}"
+        );
+        let out = run(&[
+            "http",
+            "-4",
+            "--allow-private",
+            "--json",
+            "http://www.vantage.test/",
+        ])
+        .await
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["outcome"], "unreachable", "{v}");
+        assert_eq!(v["detail"]["remote"], "192.0.2.10:80");
+        assert!(v["detail"]["phases"]["dns_ms"].as_f64().is_some());
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            srv.seen().len() > queried,
+            "getaddrinfo asked the test server"
+        );
+    });
+}
