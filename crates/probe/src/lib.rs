@@ -16,6 +16,8 @@ mod dns;
 mod error;
 /// HTTP(S) requests timed by phase, with TLS facts and the certificate chain.
 mod http;
+/// ICMP echo to one target or a sweep of many over shared sockets.
+mod ping;
 /// The destination policy: which addresses measurements may connect to.
 pub mod policy;
 /// Host name resolution for probe targets.
@@ -31,7 +33,7 @@ pub use error::Error;
 pub use resolve::{resolve, resolve_all};
 pub use trace::{HopEnricher, enrich as enrich_trace};
 
-use vantage_proto::{MeasurementResult, MeasurementSpec, Outcome};
+use vantage_proto::{MeasurementResult, MeasurementSpec, Outcome, PingSpec};
 
 /// Runs one measurement and returns its result. Never panics on bad network conditions; invalid
 /// specs give an `internal` outcome naming the problem (callers validate first).
@@ -45,6 +47,7 @@ pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
         );
     }
     match spec {
+        MeasurementSpec::Ping(s) => ping::run_many(&[s], cx).await.remove(0),
         MeasurementSpec::Dns(s) => dns::run(s, cx).await,
         MeasurementSpec::Trace(s) => trace::run(s, cx).await,
         MeasurementSpec::Http(s) => http::run(s, cx).await,
@@ -55,7 +58,48 @@ pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
 /// Runs several measurements together. Kinds that can share sockets (ping) do so; results come
 /// back in the order of `specs`.
 pub async fn run_many(specs: &[MeasurementSpec], cx: &Context) -> Vec<MeasurementResult> {
-    futures::future::join_all(specs.iter().map(|s| run(s, cx))).await
+    // Valid ping specs go to the engine together (one socket per family for all of them);
+    // everything else runs one by one through `run`.
+    let pings: Option<Vec<&PingSpec>> = specs
+        .iter()
+        .map(|s| match s {
+            MeasurementSpec::Ping(p) if s.validate().is_ok() => Some(p),
+            _ => None,
+        })
+        .collect();
+    if let Some(pings) = pings {
+        return ping::run_many(&pings, cx).await;
+    }
+    let mut results: Vec<Option<MeasurementResult>> = vec![None; specs.len()];
+    let mut pings = Vec::new();
+    let mut ping_at = Vec::new();
+    let mut is_ping = vec![false; specs.len()];
+    for (i, spec) in specs.iter().enumerate() {
+        if let MeasurementSpec::Ping(p) = spec
+            && spec.validate().is_ok()
+        {
+            pings.push(p);
+            ping_at.push(i);
+            is_ping[i] = true;
+        }
+    }
+    let others = specs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !is_ping[*i])
+        .map(|(i, s)| async move { (i, run(s, cx).await) });
+    let (ping_results, other_results) = futures::future::join(
+        ping::run_many(&pings, cx),
+        futures::future::join_all(others),
+    )
+    .await;
+    for (i, r) in ping_at.into_iter().zip(ping_results) {
+        results[i] = Some(r);
+    }
+    for (i, r) in other_results {
+        results[i] = Some(r);
+    }
+    results.into_iter().flatten().collect()
 }
 
 fn not_built(spec: &MeasurementSpec) -> MeasurementResult {

@@ -2,15 +2,13 @@
 //! through `recvmmsg`, kernel RX and TX stamps present and matched by key, in all four modes
 //! (raw and datagram, IPv4 and IPv6), and ICMP errors from a real router namespace.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::Netns;
 use vantage_probe::sock::{Mode, Options, Protocol, RecvBatch, SendBatch, Socket, Stamp, icmp};
 use vantage_proto::Family;
+use vantage_testnet::{Link, Topology};
 
 fn opts() -> Options {
     Options {
@@ -98,9 +96,13 @@ fn check(family: Family, mode: Mode, dst: &str) {
     if !vantage_testnet::privileged(&format!("sock_echo_{family}_{mode:?}")) {
         return;
     }
-    let ns = Netns::new("sock");
+    let net = Topology::builder()
+        .host("h")
+        .allow_unprivileged_ping("h")
+        .build()
+        .unwrap();
     let dst: IpAddr = dst.parse().unwrap();
-    let (replies, keys, saw_request) = ns.run(move || echo_three(family, mode, dst));
+    let (replies, keys, saw_request) = net.ns("h").block_on(echo_three(family, mode, dst));
     assert_eq!(replies.len(), 3, "{family} {mode:?}: {replies:?}");
     for (seq, (rtt, ttl)) in &replies {
         assert!(
@@ -144,20 +146,19 @@ fn sock_icmp_errors_reach_datagram_and_raw_sockets() {
     if !vantage_testnet::privileged("sock_icmp_errors_reach_datagram_and_raw_sockets") {
         return;
     }
-    let host = Netns::new("errh");
-    let router = Netns::new("errr");
-    let (a, b) = (
-        format!("va{}", std::process::id() % 100000),
-        format!("vb{}", std::process::id() % 100000),
-    );
-    common::sh(&format!(
-        "ip link add {a} netns {} type veth peer name {b} netns {}",
-        host.name, router.name
-    ));
-    host.exec(&format!("ip addr add 10.77.0.2/24 dev {a} && ip link set {a} up && ip route add default via 10.77.0.1"));
-    router.exec(&format!("ip addr add 10.77.0.1/24 dev {b} && ip link set {b} up && sysctl -qw net.ipv4.ip_forward=1 && ip route add unreachable 10.99.0.0/16"));
+    let net = Topology::builder()
+        .host("h")
+        .router("r")
+        .link("h", "r", Link::v4("10.77.0.0/24"))
+        .allow_unprivileged_ping("h")
+        .build()
+        .unwrap();
+    net.ns("r")
+        .ip(&["route", "add", "unreachable", "10.99.0.0/16"])
+        .unwrap();
+    let router: IpAddr = net.link_v4("r", "h").into();
     for mode in [Mode::Dgram, Mode::Raw] {
-        let got = host.run(move || async move {
+        let got = net.ns("h").block_on(async move {
             let s = Socket::open(Family::Ipv4, Protocol::Icmp, mode, &opts()).unwrap();
             s.set_icmp_filter(icmp::ping_types(Family::Ipv4)).unwrap();
             let mut pkt = Vec::new();
@@ -217,7 +218,7 @@ fn sock_icmp_errors_reach_datagram_and_raw_sockets() {
         });
         let (ty, code, offender, seq, dst) = got;
         assert_eq!((ty, code), (3, 1), "{mode:?}: host unreachable");
-        assert_eq!(offender, Some("10.77.0.1".parse().unwrap()), "{mode:?}");
+        assert_eq!(offender, Some(router), "{mode:?}");
         assert_eq!(seq, 5, "{mode:?}");
         assert_eq!(dst, Some("10.99.1.1".parse().unwrap()), "{mode:?}");
     }
@@ -230,8 +231,8 @@ fn sock_open_errors_name_the_fix_and_other_protocols_open() {
     if !vantage_testnet::privileged("sock_open_errors_name_the_fix_and_other_protocols_open") {
         return;
     }
-    let ns = Netns::plain("perm");
-    let (dgram, raw_tcp, raw_udp, dgram_udp) = ns.run(|| async {
+    let net = Topology::builder().host("h").build().unwrap();
+    let (dgram, raw_tcp, raw_udp, dgram_udp) = net.ns("h").block_on(async {
         let d = Socket::open(
             Family::Ipv4,
             Protocol::Icmp,

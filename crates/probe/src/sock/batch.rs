@@ -78,6 +78,11 @@ impl RecvBatch {
         }
     }
 
+    /// Most packets one call can receive.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Packets received by the last call.
     pub fn len(&self) -> usize {
         self.count

@@ -59,6 +59,20 @@ pub fn ping_types(family: Family) -> &'static [u8] {
 /// Appends an echo request to `out`. The IPv4 checksum is computed here; for ICMPv6 the kernel
 /// computes it (it needs the pseudo-header), and datagram sockets overwrite the identifier.
 pub fn echo_request(family: Family, id: u16, seq: u16, payload: &[u8], out: &mut Vec<u8>) {
+    echo_request_with(family, id, seq, payload.len(), out, |p| {
+        p.copy_from_slice(payload)
+    });
+}
+
+/// Like [`echo_request`], with a payload of `len` bytes written in place by `fill` (no copy).
+pub fn echo_request_with(
+    family: Family,
+    id: u16,
+    seq: u16,
+    len: usize,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut [u8]),
+) {
     let start = out.len();
     let ty = match family {
         Family::Ipv4 => V4_ECHO_REQUEST,
@@ -67,7 +81,8 @@ pub fn echo_request(family: Family, id: u16, seq: u16, payload: &[u8], out: &mut
     out.extend_from_slice(&[ty, 0, 0, 0]);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(payload);
+    out.resize(start + 8 + len, 0);
+    fill(&mut out[start + 8..]);
     if family == Family::Ipv4 {
         let sum = checksum(&out[start..]);
         out[start + 2..start + 4].copy_from_slice(&sum.to_be_bytes());
@@ -301,13 +316,19 @@ pub fn describe(family: Family, icmp_type: u8, code: u8, info: u32) -> String {
         (Family::Ipv4, V4_TIME_EXCEEDED, 0) => "time to live exceeded",
         (Family::Ipv4, V4_TIME_EXCEEDED, _) => "fragment reassembly time exceeded",
         (Family::Ipv4, V4_PARAM_PROBLEM, _) => "parameter problem",
-        (Family::Ipv6, V6_DEST_UNREACH, 0) => "no route to destination",
-        (Family::Ipv6, V6_DEST_UNREACH, 1) => "communication administratively prohibited",
-        (Family::Ipv6, V6_DEST_UNREACH, 2) => "beyond scope of source address",
-        (Family::Ipv6, V6_DEST_UNREACH, 3) => "destination address unreachable",
-        (Family::Ipv6, V6_DEST_UNREACH, 4) => "destination port unreachable",
-        (Family::Ipv6, V6_DEST_UNREACH, 5) => "source address failed ingress/egress policy",
-        (Family::Ipv6, V6_DEST_UNREACH, 6) => "reject route to destination",
+        (Family::Ipv6, V6_DEST_UNREACH, 0) => "destination unreachable: no route",
+        (Family::Ipv6, V6_DEST_UNREACH, 1) => {
+            "destination unreachable: administratively prohibited"
+        }
+        (Family::Ipv6, V6_DEST_UNREACH, 2) => {
+            "destination unreachable: beyond scope of source address"
+        }
+        (Family::Ipv6, V6_DEST_UNREACH, 3) => "destination unreachable: address unreachable",
+        (Family::Ipv6, V6_DEST_UNREACH, 4) => "destination unreachable: port unreachable",
+        (Family::Ipv6, V6_DEST_UNREACH, 5) => {
+            "destination unreachable: source address failed ingress/egress policy"
+        }
+        (Family::Ipv6, V6_DEST_UNREACH, 6) => "destination unreachable: reject route",
         (Family::Ipv6, V6_DEST_UNREACH, _) => "destination unreachable",
         (Family::Ipv6, V6_PACKET_TOO_BIG, _) => {
             return format!("packet too big (MTU {info})");

@@ -283,24 +283,40 @@ impl Socket {
 
     /// Opens an ICMP socket the way `privilege` allows: raw when `Raw`, or when `Auto` and the
     /// process has `CAP_NET_RAW`; the unprivileged datagram socket otherwise.
+    ///
+    /// `recv_errors` is decided here: a raw socket sees ICMP errors as ordinary packets (and
+    /// `IP_RECVERR` would only add pending socket errors), a datagram socket sees them only on
+    /// its error queue, so it gets `IP_RECVERR` / `IPV6_RECVERR`.
     pub fn open_icmp(
         family: Family,
         privilege: crate::Privilege,
         opts: &Options,
     ) -> Result<Socket, Error> {
         use crate::Privilege;
+        let raw = || {
+            let o = Options {
+                recv_errors: false,
+                ..opts.clone()
+            };
+            Socket::open(family, Protocol::Icmp, Mode::Raw, &o)
+        };
+        let dgram = || {
+            let o = Options {
+                recv_errors: true,
+                ..opts.clone()
+            };
+            Socket::open(family, Protocol::Icmp, Mode::Dgram, &o)
+        };
         match privilege {
-            Privilege::Raw => Socket::open(family, Protocol::Icmp, Mode::Raw, opts),
-            Privilege::Unprivileged => Socket::open(family, Protocol::Icmp, Mode::Dgram, opts),
-            Privilege::Auto => match Socket::open(family, Protocol::Icmp, Mode::Raw, opts) {
-                Err(Error::Permission(raw)) => {
-                    match Socket::open(family, Protocol::Icmp, Mode::Dgram, opts) {
-                        Err(Error::Permission(dgram)) => Err(Error::Permission(format!(
-                            "cannot open any ICMP socket: {raw}; and {dgram}"
-                        ))),
-                        other => other,
-                    }
-                }
+            Privilege::Raw => raw(),
+            Privilege::Unprivileged => dgram(),
+            Privilege::Auto => match raw() {
+                Err(Error::Permission(raw)) => match dgram() {
+                    Err(Error::Permission(dgram)) => Err(Error::Permission(format!(
+                        "cannot open any ICMP socket: {raw}; and {dgram}"
+                    ))),
+                    other => other,
+                },
                 other => other,
             },
         }
@@ -378,6 +394,48 @@ impl Socket {
                 set_opt(fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)
             }
         }
+    }
+
+    /// On a raw ICMP socket, drops in the kernel (classic BPF) every echo reply whose identifier
+    /// is not `ident`, so sockets of other pings (or other shards of one sweep) never copy them
+    /// to user space. Errors and other types pass. No effect on datagram sockets, which the
+    /// kernel already demultiplexes by identifier.
+    pub fn set_echo_id_filter(&self, ident: u16) -> io::Result<()> {
+        use socket2::SockFilter as F;
+        if self.mode != Mode::Raw || self.protocol != Protocol::Icmp {
+            return Ok(());
+        }
+        // Classic BPF opcodes (linux/bpf_common.h).
+        const LD_B_ABS: u16 = 0x30;
+        const LD_H_ABS: u16 = 0x28;
+        const LD_B_IND: u16 = 0x50;
+        const LD_H_IND: u16 = 0x48;
+        const LDX_B_MSH: u16 = 0xb1;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        let id = u32::from(ident);
+        let prog: Vec<F> = match self.family {
+            // Raw IPv4 packets start with the IP header: X = its length, then index past it.
+            Family::Ipv4 => vec![
+                F::new(LDX_B_MSH, 0, 0, 0),
+                F::new(LD_B_IND, 0, 0, 0),
+                F::new(JEQ_K, 0, 2, u32::from(super::icmp::V4_ECHO_REPLY)),
+                F::new(LD_H_IND, 0, 0, 4),
+                F::new(JEQ_K, 0, 1, id),
+                F::new(RET_K, 0, 0, u32::MAX),
+                F::new(RET_K, 0, 0, 0),
+            ],
+            // Raw ICMPv6 sockets see the packet from the ICMPv6 header on.
+            Family::Ipv6 => vec![
+                F::new(LD_B_ABS, 0, 0, 0),
+                F::new(JEQ_K, 0, 2, u32::from(super::icmp::V6_ECHO_REPLY)),
+                F::new(LD_H_ABS, 0, 0, 4),
+                F::new(JEQ_K, 0, 1, id),
+                F::new(RET_K, 0, 0, u32::MAX),
+                F::new(RET_K, 0, 0, 0),
+            ],
+        };
+        self.fd.get_ref().attach_filter(&prog)
     }
 
     /// Waits until received packets or error-queue entries (TX stamps, ICMP errors) are

@@ -9,6 +9,7 @@ use crate::output::{self, ms, pct, quality_phrase, rtt_lines};
 use crate::targets;
 
 pub async fn run(a: PingArgs) -> u8 {
+    let t0 = std::time::Instant::now();
     let targets = match targets::expand(&a.targets, a.file.as_deref(), a.max_targets) {
         Ok(t) => t,
         Err(e) => return output::usage_error(e),
@@ -35,7 +36,12 @@ pub async fn run(a: PingArgs) -> u8 {
         return code;
     }
     let cx = context(&a.common, a.rate);
+    tracing::debug!(
+        elapsed_ms = t0.elapsed().as_secs_f64() * 1e3,
+        "targets expanded"
+    );
     let results = run_with_progress(&specs, &cx).await;
+    tracing::debug!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "measured");
     if a.common.json {
         if let Err(e) = output::print_json_lines(&results) {
             return output::usage_error(format!("cannot write output: {e}"));
@@ -45,6 +51,7 @@ pub async fn run(a: PingArgs) -> u8 {
     } else {
         print_many(&results);
     }
+    tracing::debug!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "printed");
     output::exit_code(&results)
 }
 

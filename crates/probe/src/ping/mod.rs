@@ -1,0 +1,246 @@
+//! ICMP echo to one target (ping) or many (sweep), over shared sockets.
+//!
+//! Targets are resolved, then grouped: every target whose socket options and interval agree
+//! shares one schedule (a CLI sweep is one group per family). A small group runs on one socket;
+//! a big one is split into shards, one socket and one task per worker thread, because the
+//! kernel's per-packet work (on loopback and fast links it answers in the sender's own system
+//! call) is what limits a sweep. Each shard's single task sends the probes that are due in
+//! `sendmmsg` batches, paced at `Context::rate`, and drains replies, ICMP errors and kernel TX
+//! stamps with `recvmmsg` into a table indexed by probe number that only it owns, so the receive
+//! path takes no lock. Replies are matched by identifier (also filtered in the kernel with BPF
+//! on raw sockets), sequence, a random per-run cookie and the probe number in the payload, and
+//! must come from the pinged address.
+//!
+//! The main decision: round-trip time is kernel RX stamp − kernel TX stamp whenever both exist
+//! (user-space time replaces a missing side, and `quality` says so), because that removes the
+//! scheduling noise of user space. A request counts as answered only if its reply arrives within
+//! the spec's timeout.
+
+/// Probe numbering, schedule and payload tags.
+mod plan;
+/// The receiving side: replies, errors and TX stamps into a per-probe table.
+mod recv;
+/// Logs into per-target results.
+mod report;
+/// The sending side: paced, batched sends.
+mod send;
+/// One socket and the task that sends and receives on it.
+mod shard;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use vantage_proto::{Family, Kind, MeasurementResult, PingSpec};
+
+use crate::sock::{self, Mode, Options, Socket, icmp};
+use crate::{Context, Error, Privilege};
+use plan::{GroupKey, MAX_UNTAGGED_PROBES, Plan, TAG_LEN, Target};
+use report::SocketInfo;
+
+/// Host names resolved at the same time, at most.
+const RESOLVE_CONCURRENCY: usize = 32;
+/// Receive buffer asked for per probe of a group (a queued reply costs the kernel about 1 KiB),
+/// so a burst of replies the receiver has not drained yet is queued rather than dropped.
+const RCVBUF_PER_PROBE: usize = 1024;
+/// Groups with fewer probes use one socket; bigger ones one per worker thread, because on
+/// loopback and fast links the kernel's work per packet (which runs in the sending thread) is
+/// what limits a sweep.
+const SHARD_MIN_PROBES: usize = 4096;
+/// Most shards of one group.
+const MAX_SHARDS: usize = 8;
+/// Receive buffer bounds.
+const RCVBUF_MIN: usize = 256 * 1024;
+const RCVBUF_MAX: usize = 256 * 1024 * 1024;
+
+/// Pings every spec; results come back in the order of `specs`.
+pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<MeasurementResult> {
+    let mut results: Vec<Option<MeasurementResult>> = Vec::new();
+    results.resize_with(specs.len(), || None);
+    let resolved = resolve_all(specs).await;
+
+    let mut groups: Vec<(GroupKey, Vec<Target>, usize)> = Vec::new();
+    for (i, (spec, addr)) in specs.iter().zip(resolved).enumerate() {
+        // Ping specs have no per-spec opt-in: non-global targets are measured when the host's
+        // context permits them (the CLI does; agents serving remote users may not).
+        let addr = match addr.and_then(|a| crate::policy::check(a, true, cx).map(|()| a)) {
+            Ok(a) => a,
+            Err(e) => {
+                results[i] = Some(failure(spec, &e));
+                continue;
+            }
+        };
+        let family = Family::of(addr);
+        let key = GroupKey {
+            family,
+            options: Options {
+                ttl: spec.ttl,
+                tos: spec.tos,
+                // Without --df the kernel's default applies (path MTU discovery: DF on packets
+                // that fit, local fragmentation of bigger ones), as with iputils ping.
+                df: spec.df.then_some(true),
+                source: spec.source,
+                interface: spec.interface.clone(),
+                ..Options::default()
+            },
+            interval: spec.interval,
+            tagged: usize::from(spec.size) >= TAG_LEN,
+        };
+        let count = spec.count as usize;
+        let target = Target {
+            spec: i,
+            addr,
+            count: spec.count,
+            timeout: Duration::from_secs_f64(spec.timeout),
+            size: spec.size,
+        };
+        let fits = |g: &(GroupKey, Vec<Target>, usize)| {
+            g.0 == key && (key.tagged || g.2 + count <= MAX_UNTAGGED_PROBES)
+        };
+        match groups.iter_mut().find(|g| fits(g)) {
+            Some(g) => {
+                g.1.push(target);
+                g.2 += count;
+            }
+            None => groups.push((key, vec![target], count)),
+        }
+    }
+
+    // Every shard of every group runs at once (an IPv4 and an IPv6 sweep overlap); results are
+    // written into their slots as the shards finish.
+    sock::settle_rx_stamps().await;
+    let mut running = Vec::new();
+    for (key, targets, _) in groups {
+        let plan = Plan::new(key, targets);
+        let shards = shard_count(plan.len());
+        let plans = if shards > 1 {
+            plan.split(shards)
+        } else {
+            vec![plan]
+        };
+        for plan in plans {
+            match open_shard_socket(&plan, cx) {
+                Ok((socket, info)) => {
+                    let task = tokio::spawn(shard::run(socket, plan, cx.rate, cx.cancel.clone()));
+                    running.push((task, info));
+                }
+                Err(e) => {
+                    for t in &plan.targets {
+                        results[t.spec] = Some(failure(specs[t.spec], &e));
+                    }
+                }
+            }
+        }
+    }
+    for (task, info) in running {
+        match task.await {
+            Ok((plan, sent, received)) => {
+                tracing::debug!(
+                    probes = plan.len(),
+                    replies = received.replies.len(),
+                    foreign = received.foreign,
+                    "ping shard done"
+                );
+                let logs = report::Logs {
+                    plan: &plan,
+                    sent: &sent,
+                    recv: &received,
+                    sock: &info,
+                    rate: cx.rate,
+                    cancelled: cx.cancel.is_cancelled(),
+                };
+                report::build(&logs, &mut results);
+            }
+            // A panicked shard leaves its slots empty; they are reported as internal failures
+            // below rather than lost.
+            Err(e) => tracing::error!("a ping shard failed: {e}"),
+        }
+    }
+    results
+        .into_iter()
+        .zip(specs)
+        .map(|(r, spec)| match r {
+            Some(mut r) => {
+                r.target.clone_from(&spec.target);
+                r
+            }
+            None => failure(
+                spec,
+                &Error::Invalid("the ping engine failed before reporting this target".into()),
+            ),
+        })
+        .collect()
+}
+
+/// Resolves every target: address literals at once, names a few at a time.
+async fn resolve_all(specs: &[&PingSpec]) -> Vec<Result<std::net::IpAddr, Error>> {
+    let mut out = Vec::with_capacity(specs.len());
+    let mut names = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
+        let family = s.family.or(s.source.map(Family::of));
+        match s.target.parse::<std::net::IpAddr>() {
+            Ok(ip) if family.is_none_or(|f| Family::of(ip) == f) => out.push(Ok(ip)),
+            _ => {
+                out.push(Err(Error::Invalid(String::new())));
+                names.push((i, s.target.clone(), family));
+            }
+        }
+    }
+    let resolved: Vec<(usize, Result<std::net::IpAddr, Error>)> = futures::stream::iter(
+        names
+            .into_iter()
+            .map(|(i, target, family)| async move { (i, crate::resolve(&target, family).await) }),
+    )
+    .buffer_unordered(RESOLVE_CONCURRENCY)
+    .collect()
+    .await;
+    for (i, r) in resolved {
+        out[i] = r;
+    }
+    out
+}
+
+fn failure(spec: &PingSpec, e: &Error) -> MeasurementResult {
+    MeasurementResult::failure(Kind::Ping, spec.target.clone(), e.outcome(), e.to_string())
+}
+
+/// Opens the socket of one shard and applies the ICMP filters.
+fn open_shard_socket(plan: &Plan, cx: &Context) -> Result<(Socket, SocketInfo), Error> {
+    let family = plan.key.family;
+    let opts = Options {
+        recv_buffer: Some((plan.len() * RCVBUF_PER_PROBE).clamp(RCVBUF_MIN, RCVBUF_MAX)),
+        timestamps: true,
+        recv_ttl: true,
+        ..plan.key.options.clone()
+    };
+    let socket = Socket::open_icmp(family, cx.privilege, &opts)?;
+    let mut notes = Vec::new();
+    if let Err(e) = socket
+        .set_icmp_filter(icmp::ping_types(family))
+        .and_then(|()| socket.set_echo_id_filter(plan.ident))
+    {
+        notes.push(format!(
+            "the kernel refused the ICMP socket filters ({e}); other ICMP traffic was filtered in user space"
+        ));
+    }
+    if cx.privilege == Privilege::Auto && socket.mode() == Mode::Dgram {
+        notes.push("no CAP_NET_RAW: used an unprivileged ICMP datagram socket".to_string());
+    }
+    let info = SocketInfo {
+        mode: socket.mode(),
+        rx_stamps: socket.rx_stamps(),
+        notes,
+    };
+    Ok((socket, info))
+}
+
+/// Shards for a group of `probes`: one per worker thread of the runtime for big sweeps, one
+/// otherwise.
+fn shard_count(probes: usize) -> usize {
+    if probes < SHARD_MIN_PROBES {
+        return 1;
+    }
+    let workers = tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1);
+    workers.clamp(1, MAX_SHARDS)
+}
