@@ -278,6 +278,25 @@ fn ping_unresolvable_names_fail_alone() {
     assert!(results[1].error.as_deref().unwrap().contains("family"));
 }
 
+/// A host whose context forbids non-global destinations refuses to ping loopback, with the
+/// policy's sentence, and sends nothing.
+#[test]
+fn ping_respects_the_destination_policy() {
+    let r = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let cx = Context {
+            allow_private: false,
+            ..Context::default()
+        };
+        run_many(&[MeasurementSpec::Ping(spec("127.0.0.1", 1, 0.01))], &cx).await
+    });
+    assert_eq!(r[0].outcome, Outcome::BlockedByPolicy, "{r:?}");
+    assert!(
+        r[0].error.as_deref().unwrap().contains("127.0.0.1 is"),
+        "{r:?}"
+    );
+    assert!(r[0].detail.is_none());
+}
+
 /// Cancelling returns at once with what was measured.
 #[test]
 fn ping_cancel_returns_partial_results_promptly() {
@@ -561,4 +580,62 @@ fn exclusive_sweep_ipv4_and_ipv6_ranges_raw_and_unprivileged() {
             .count();
         assert_eq!(v6, 4095);
     }
+}
+
+/// vantage and iputils `ping` on the same impaired path (1 ms each way), interleaved in rounds so
+/// both see the same conditions: their medians agree within 50 µs. iputils stamps the send in
+/// user space before `sendmsg` and the receive in the kernel; vantage stamps both in the kernel,
+/// so it may read a few microseconds less, never more than the syscall path.
+#[test]
+fn exclusive_ping_agrees_with_iputils_within_50_us() {
+    let name = "exclusive_ping_agrees_with_iputils_within_50_us";
+    if !privileged(name) {
+        return;
+    }
+    let Some(iputils) = vantage_testnet::need_binary(name, "ping") else {
+        return;
+    };
+    let net = Topology::builder()
+        .host("a")
+        .host("b")
+        .link(
+            "a",
+            "b",
+            Link::v4("10.67.0.0/24").impair(Impairment::delay_ms(1.0)),
+        )
+        .build()
+        .unwrap();
+    let b = net.v4("b").to_string();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let r = block_on_mt(
+            net.ns("a"),
+            ping_all(vec![spec(&b, 20, 0.01)], Privilege::Raw),
+        );
+        ours.extend(detail(&r[0]).replies.iter().map(|p| p.rtt_ms));
+        let out = net
+            .ns("a")
+            .command(&iputils)
+            .args(["-n", "-c", "20", "-i", "0.01", "-W", "1", &b])
+            .output()
+            .unwrap();
+        let p = vantage_testnet::tools::parse_ping(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        theirs.extend(p.rtts());
+    }
+    assert_eq!(ours.len(), 100);
+    assert_eq!(theirs.len(), 100);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[49] + v[50]) / 2.0
+    };
+    let (m_ours, m_theirs) = (median(&mut ours), median(&mut theirs));
+    let diff_us = (m_ours - m_theirs).abs() * 1000.0;
+    assert!(
+        diff_us <= 50.0,
+        "vantage median {m_ours:.4} ms, iputils {m_theirs:.4} ms: {diff_us:.1} µs apart"
+    );
+    assert!(
+        (1.9..2.5).contains(&m_ours),
+        "a 2 ms round trip measured {m_ours} ms"
+    );
 }

@@ -128,6 +128,40 @@ pub fn print_table(t: &Table) {
     let _ = out.flush();
 }
 
+/// Prints rows under a header as aligned columns separated by two spaces, all but the first
+/// `left` columns right-aligned. Built by hand rather than with comfy-table because sweeps print
+/// tens of thousands of rows and this costs one pass to measure and one to write.
+pub fn print_rows(header: &[&str], left: usize, rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut line = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        line.clear();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = w.saturating_sub(cell.chars().count());
+            if i < left {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            } else {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let _ = out.flush();
+}
+
 /// A spinner on stderr while a run expected to take more than two seconds is under way; hidden
 /// when stderr is not a terminal.
 pub fn progress(expected: Duration, message: String) -> Option<ProgressBar> {

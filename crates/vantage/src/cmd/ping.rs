@@ -70,9 +70,10 @@ fn print_one(r: &MeasurementResult, size: u16) {
     for reply in &d.replies {
         let ttl = reply.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
         let dup = if reply.duplicate { " (DUP!)" } else { "" };
+        // Like iputils: the ICMP message size, payload plus the 8-byte header.
         println!(
             "{} bytes from {}: seq={}{ttl} time={} ms{dup}",
-            reply.size,
+            u32::from(reply.size) + 8,
             d.address,
             reply.seq,
             ms(reply.rtt_ms)
@@ -106,16 +107,13 @@ fn print_one(r: &MeasurementResult, size: u16) {
 }
 
 fn print_many(results: &[MeasurementResult]) {
-    let mut t = output::table(
-        &[
-            "TARGET", "ADDRESS", "SENT", "RECV", "LOSS", "MIN", "AVG", "MAX", "P95", "JITTER",
-            "OUTCOME",
-        ],
-        2,
-    );
-    let (mut answered, mut total) = (0usize, 0usize);
+    let header = [
+        "TARGET", "ADDRESS", "SENT", "RECV", "LOSS", "MIN", "AVG", "MAX", "P95", "JITTER",
+        "OUTCOME",
+    ];
+    let mut rows = Vec::with_capacity(results.len());
+    let mut answered = 0usize;
     for r in results {
-        total += 1;
         if r.outcome.is_ok() {
             answered += 1;
         }
@@ -127,7 +125,7 @@ fn print_many(results: &[MeasurementResult]) {
             Some(Detail::Ping(d)) => {
                 let s = d.rtt_ms.as_ref();
                 let f = |v: Option<f64>| v.map(ms).unwrap_or_else(|| "-".into());
-                t.add_row(vec![
+                rows.push(vec![
                     r.target.clone(),
                     d.address.to_string(),
                     d.sent.to_string(),
@@ -145,10 +143,10 @@ fn print_many(results: &[MeasurementResult]) {
                 let mut row = vec![r.target.clone()];
                 row.extend(std::iter::repeat_n("-".to_string(), 9));
                 row.push(outcome);
-                t.add_row(row);
+                rows.push(row);
             }
         }
     }
-    output::print_table(&t);
-    println!("\n{answered} of {total} targets answered");
+    output::print_rows(&header, 2, &rows);
+    println!("\n{answered} of {} targets answered", results.len());
 }
