@@ -108,30 +108,35 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
     // Every shard of every group runs at once (an IPv4 and an IPv6 sweep overlap); results are
     // written into their slots as the shards finish.
     sock::settle_rx_stamps().await;
-    let mut running = Vec::new();
+    let mut plans = Vec::new();
     for (key, targets, _) in groups {
         let plan = Plan::new(key, targets);
         let shards = shard_count(plan.len());
-        let plans = if shards > 1 {
-            plan.split(shards)
+        if shards > 1 {
+            plans.extend(plan.split(shards));
         } else {
-            vec![plan]
-        };
-        for plan in plans {
-            match open_shard_socket(&plan, cx) {
-                Ok((socket, info)) => {
-                    let task = tokio::spawn(shard::run(socket, plan, cx.rate, cx.cancel.clone()));
-                    running.push((task, info));
-                }
-                Err(e) => {
-                    for t in &plan.targets {
-                        results[t.spec] = Some(failure(specs[t.spec], &e));
-                    }
+            plans.push(plan);
+        }
+    }
+    // `Context::rate` is for the whole run: each shard gets the share of its probes, so all
+    // shards pace their rounds alike and together send at the rate asked for.
+    let total: usize = plans.iter().map(Plan::len).sum();
+    let mut running = Vec::new();
+    for plan in plans {
+        let rate = share_of_rate(cx.rate, plan.len(), total);
+        match open_shard_socket(&plan, cx) {
+            Ok((socket, info)) => {
+                let task = tokio::spawn(shard::run(socket, plan, rate, cx.cancel.clone()));
+                running.push((task, info, rate));
+            }
+            Err(e) => {
+                for t in &plan.targets {
+                    results[t.spec] = Some(failure(specs[t.spec], &e));
                 }
             }
         }
     }
-    for (task, info) in running {
+    for (task, info, rate) in running {
         match task.await {
             Ok((plan, sent, received)) => {
                 tracing::debug!(
@@ -145,7 +150,7 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
                     sent: &sent,
                     recv: &received,
                     sock: &info,
-                    rate: cx.rate,
+                    rate,
                     cancelled: cx.cancel.is_cancelled(),
                 };
                 report::build(&logs, &mut results);
@@ -233,6 +238,15 @@ fn open_shard_socket(plan: &Plan, cx: &Context) -> Result<(Socket, SocketInfo), 
     Ok((socket, info))
 }
 
+/// The packets per second of a shard holding `probes` of the run's `total`; 0 (unpaced) stays 0.
+fn share_of_rate(rate: u32, probes: usize, total: usize) -> u32 {
+    if rate == 0 || total == 0 {
+        return rate;
+    }
+    let share = (u64::from(rate) * probes as u64).div_ceil(total as u64);
+    u32::try_from(share).unwrap_or(u32::MAX).max(1)
+}
+
 /// Shards for a group of `probes`: one per worker thread of the runtime for big sweeps, one
 /// otherwise.
 fn shard_count(probes: usize) -> usize {
@@ -243,4 +257,17 @@ fn shard_count(probes: usize) -> usize {
         .map(|h| h.metrics().num_workers())
         .unwrap_or(1);
     workers.clamp(1, MAX_SHARDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_shared_in_proportion_to_probes() {
+        assert_eq!(share_of_rate(0, 10, 20), 0);
+        assert_eq!(share_of_rate(5000, 30_000, 60_000), 2500);
+        assert_eq!(share_of_rate(1000, 1, 60_000), 1);
+        assert_eq!(share_of_rate(3, 1, 2), 2);
+    }
 }
