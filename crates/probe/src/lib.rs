@@ -16,6 +16,8 @@ mod dns;
 mod error;
 /// HTTP(S) requests timed by phase, with TLS facts and the certificate chain.
 mod http;
+/// What the TCP and UDP probes share: source ports, schedule, per-probe log, verdict.
+mod l4;
 /// ICMP echo to one target or a sweep of many over shared sockets.
 mod ping;
 /// The destination policy: which addresses measurements may connect to.
@@ -25,8 +27,12 @@ mod resolve;
 /// The raw-socket layer shared by every packet probe: sockets, kernel timestamps, batched I/O,
 /// ICMP parsing. The only module allowed `unsafe`.
 pub mod sock;
+/// TCP probes: connect (handshake through the kernel) and SYN (half-open, raw socket).
+mod tcp;
 /// Traceroute / mtr: Paris-style probes of every TTL at once, multipath discovery, rounds.
 mod trace;
+/// UDP probes timed by the ICMP port unreachable.
+mod udp;
 
 pub use context::{Context, Privilege};
 pub use error::Error;
@@ -48,15 +54,16 @@ pub async fn run(spec: &MeasurementSpec, cx: &Context) -> MeasurementResult {
     }
     match spec {
         MeasurementSpec::Ping(s) => ping::run_many(&[s], cx).await.remove(0),
+        MeasurementSpec::Tcp(s) => tcp::run(s, cx).await,
+        MeasurementSpec::Udp(s) => udp::run(s, cx).await,
         MeasurementSpec::Dns(s) => dns::run(s, cx).await,
         MeasurementSpec::Trace(s) => trace::run(s, cx).await,
         MeasurementSpec::Http(s) => http::run(s, cx).await,
-        _ => not_built(spec),
     }
 }
 
-/// Runs several measurements together. Kinds that can share sockets (ping) do so; results come
-/// back in the order of `specs`.
+/// Runs several measurements together, concurrently. Kinds that can share sockets (ping) do
+/// so; results come back in the order of `specs`.
 pub async fn run_many(specs: &[MeasurementSpec], cx: &Context) -> Vec<MeasurementResult> {
     // Valid ping specs go to the engine together (one socket per family for all of them);
     // everything else runs one by one through `run`.
@@ -100,16 +107,4 @@ pub async fn run_many(specs: &[MeasurementSpec], cx: &Context) -> Vec<Measuremen
         results[i] = Some(r);
     }
     results.into_iter().flatten().collect()
-}
-
-fn not_built(spec: &MeasurementSpec) -> MeasurementResult {
-    MeasurementResult::failure(
-        spec.kind(),
-        spec.target(),
-        Outcome::Internal,
-        format!(
-            "{} measurements are not available in this build",
-            spec.kind()
-        ),
-    )
 }

@@ -15,7 +15,9 @@
 //!   limit, destination address, extended errors with the ICMP offender);
 //! - ICMP errors two ways: on raw sockets they are ordinary ICMP packets whose quoted header
 //!   [`icmp::parse`] decodes; on datagram sockets the kernel queues them on the error queue
-//!   (`IP_RECVERR` / `IPV6_RECVERR`) with the original packet, which [`Received::error`] exposes.
+//!   (`IP_RECVERR` / `IPV6_RECVERR`) with the original packet, which [`Received::error`] exposes;
+//! - for TCP stream sockets (connect probes): the kernel's handshake RTT from `TCP_INFO` and the
+//!   error queue of a connect an ICMP error aborted ([`tcp_handshake`], [`recv_errors_of`]).
 //!
 //! The main decision: this is hand-written on `libc` `sendmmsg` / `recvmmsg` with our own
 //! control-message parsing, wrapped in tokio's `AsyncFd`, because no maintained crate gives kernel
@@ -38,7 +40,11 @@ pub mod icmp;
 mod open;
 /// Kernel and user-space timestamps on one clock.
 mod stamp;
+/// TCP stream sockets: the kernel's handshake RTT and the error queue of a failed connect.
+mod stream;
 
 pub use batch::{ExtendedError, MAX_BATCH, Received, RecvBatch, SendBatch};
+pub(crate) use open::bind_error;
 pub use open::{Mode, Options, Protocol, Socket, raw_sockets_allowed, settle_rx_stamps};
 pub use stamp::{Stamp, StampSource};
+pub use stream::{TcpHandshake, recv_errors_of, tcp_handshake};

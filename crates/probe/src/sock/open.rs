@@ -65,6 +65,9 @@ pub struct Options {
     pub df: Option<bool>,
     /// Source address to bind to.
     pub source: Option<IpAddr>,
+    /// Source port to bind to (UDP sockets; with or without [`Options::source`]). Binding a
+    /// port below 1024 needs `CAP_NET_BIND_SERVICE`.
+    pub source_port: Option<u16>,
     /// Interface to bind to (`SO_BINDTODEVICE`).
     pub interface: Option<String>,
     /// Receive buffer in bytes; above `net.core.rmem_max` only with `CAP_NET_ADMIN`.
@@ -237,22 +240,17 @@ impl Socket {
         };
 
         // A datagram ICMP socket gets its identifier when bound; bind now so it is known.
-        let bind_to = match (opts.source, mode, protocol) {
-            (Some(ip), _, _) => Some(SocketAddr::new(ip, 0)),
-            (None, Mode::Dgram, Protocol::Icmp) => Some(SocketAddr::new(unspecified(family), 0)),
+        let bind_to = match (opts.source, opts.source_port, mode, protocol) {
+            (ip, Some(port), Mode::Dgram, Protocol::Udp) => Some(SocketAddr::new(
+                ip.unwrap_or_else(|| unspecified(family)),
+                port,
+            )),
+            (Some(ip), _, _, _) => Some(SocketAddr::new(ip, 0)),
+            (None, _, Mode::Dgram, Protocol::Icmp) => Some(SocketAddr::new(unspecified(family), 0)),
             _ => None,
         };
         if let Some(addr) = bind_to {
-            sock.bind(&addr.into()).map_err(|e| {
-                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
-                    Error::Invalid(format!(
-                        "source address {} is not an address of this host",
-                        addr.ip()
-                    ))
-                } else {
-                    Error::socket(format!("cannot bind the socket to {}", addr.ip()), e)
-                }
-            })?;
+            sock.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
         }
         let local_id = match (mode, protocol) {
             (Mode::Dgram, Protocol::Icmp) => sock
@@ -530,6 +528,22 @@ impl Socket {
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+
+    /// Attaches a classic BPF program that decides, in the kernel, which packets are queued on
+    /// this socket. A raw TCP or UDP socket otherwise receives a copy of every segment of its
+    /// protocol that reaches the host, and on a busy host the ones a probe waits for could be
+    /// dropped behind the others when the receive buffer fills.
+    pub fn attach_filter(&self, program: &[socket2::SockFilter]) -> io::Result<()> {
+        self.fd.get_ref().attach_filter(program)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), clearing it. An ICMP error about an earlier
+    /// packet of a socket with [`Options::recv_errors`] (or of a connected one) stays pending
+    /// until read, and the kernel fails the next *send* with it — without sending the packet.
+    /// Probes that send again on such a socket clear it first.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.fd.get_ref().take_error()
+    }
 }
 
 fn mode_type(mode: Mode) -> Type {
@@ -543,6 +557,27 @@ fn unspecified(family: Family) -> IpAddr {
     match family {
         Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// Turns a failed `bind()` into a sentence that says what to change.
+pub(crate) fn bind_error(addr: SocketAddr, e: io::Error) -> Error {
+    let port = addr.port();
+    match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => Error::Invalid(format!(
+            "source address {} is not an address of this host",
+            addr.ip()
+        )),
+        Some(libc::EADDRINUSE) => Error::Invalid(format!(
+            "source port {port} is already in use by another socket on this host"
+        )),
+        Some(libc::EACCES) | Some(libc::EPERM) if port != 0 && port < 1024 => {
+            Error::Permission(format!(
+                "source port {port} is below 1024: binding it needs CAP_NET_BIND_SERVICE \
+                 (run as root, or pick source ports from 1024 up)"
+            ))
+        }
+        _ => Error::socket(format!("cannot bind the socket to {addr}"), e),
     }
 }
 
