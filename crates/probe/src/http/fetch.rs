@@ -36,7 +36,8 @@ pub(super) struct Request<'a> {
     /// The address to connect to instead of the URL's host, for this hop.
     pub connect_to: Option<&'a Endpoint>,
     pub spec: &'a HttpSpec,
-    pub roots: Arc<RootCertStore>,
+    /// Trust roots; present for https URLs.
+    pub roots: Option<Arc<RootCertStore>>,
     pub cx: &'a Context,
 }
 
@@ -223,8 +224,14 @@ async fn steps(
             )
         })?,
     };
-    let (config, verifier) = tls::client_config(req.roots.clone(), spec.insecure, spec.http2)
-        .map_err(|e| (Outcome::Internal, e))?;
+    let roots = req.roots.clone().ok_or_else(|| {
+        (
+            Outcome::Internal,
+            "no trust roots were loaded for an https request".to_string(),
+        )
+    })?;
+    let (config, verifier) =
+        tls::client_config(roots, spec.insecure, spec.http2).map_err(|e| (Outcome::Internal, e))?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let t = Instant::now();
     let handshake = tokio::time::timeout_at(deadline, connector.connect(server_name, tcp)).await;

@@ -46,19 +46,21 @@ pub(crate) async fn run(spec: &HttpSpec, cx: &Context) -> MeasurementResult {
         Ok(c) => c,
         Err(e) => return fail(Outcome::Internal, format!("invalid measurement: {e}")),
     };
-    // Loading the trust roots and initialising the crypto library happen before any phase
-    // clock starts.
-    tls::warm_up();
-    let roots = match tls::roots(spec.ca_cert.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return fail(Outcome::Internal, e),
-    };
-
     let mut url = first.clone();
     let method = spec.method;
     let mut hops: Vec<HttpRedirectHop> = Vec::new();
     let mut notes = Vec::new();
+    let mut roots = None;
     let (fetched, failure) = loop {
+        // Trust roots and the crypto library's set-up are needed for https only, and happen
+        // before the request's clocks start.
+        if url.scheme() == "https" && roots.is_none() {
+            tls::warm_up();
+            match tls::roots(spec.ca_cert.as_deref()) {
+                Ok(r) => roots = Some(r),
+                Err(e) => return fail(Outcome::Internal, e),
+            }
+        }
         let same_origin = url.host() == first.host() && url.port_or_known_default() == first_port;
         let request = Request {
             url: &url,
