@@ -128,6 +128,43 @@ impl PortHold {
     }
 }
 
+/// The (protocol, source port, peer) flows the transport measurements of this process are
+/// probing right now.
+static CLAIMS: Mutex<Vec<(u8, u16, SocketAddr)>> = Mutex::new(Vec::new());
+
+/// A measurement's claim on its flows, released when dropped.
+#[derive(Debug)]
+pub(crate) struct Claim(Vec<(u8, u16, SocketAddr)>);
+
+impl Claim {
+    /// Claims the flows from `ports` to `peer` for protocol `proto` (6 TCP, 17 UDP). Two
+    /// measurements of one process probing the same flow at once would take each other's
+    /// answers (UDP) or collide on the target as one four-tuple (TCP), so the second one is
+    /// refused with a sentence instead.
+    pub(crate) fn new(proto: u8, ports: &[u16], peer: SocketAddr) -> Result<Claim, Error> {
+        let mut all = lock(&CLAIMS);
+        if let Some(&(_, port, _)) = all
+            .iter()
+            .find(|(pr, port, p)| *pr == proto && *p == peer && ports.contains(port))
+        {
+            return Err(Error::Invalid(format!(
+                "another measurement is already probing {peer} from source port {port}; the \
+                 answers of the two could not be told apart: run them one after another or \
+                 give them different source ports"
+            )));
+        }
+        let mine: Vec<_> = ports.iter().map(|&port| (proto, port, peer)).collect();
+        all.extend_from_slice(&mine);
+        Ok(Claim(mine))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&CLAIMS).retain(|c| !self.0.contains(c));
+    }
+}
+
 /// A non-blocking TCP socket of `ip`'s family.
 pub(crate) fn tcp_socket(ip: IpAddr) -> Result<socket2::Socket, Error> {
     let domain = match ip {
@@ -686,6 +723,25 @@ mod tests {
         let small: PortRange = "40000-40001".parse().unwrap();
         assert_eq!(ports_in_use(Some(small), 5).unwrap(), vec![40000, 40001]);
         assert_eq!(ports_in_use(None, 5), None);
+    }
+
+    #[test]
+    fn a_flow_is_claimed_by_one_measurement_at_a_time() {
+        let peer: SocketAddr = "192.0.2.77:33434".parse().unwrap();
+        let other: SocketAddr = "192.0.2.78:33434".parse().unwrap();
+        let a = Claim::new(17, &[40000, 40001], peer).unwrap();
+        let e = Claim::new(17, &[40001, 40002], peer).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "another measurement is already probing 192.0.2.77:33434 from source port 40001"
+            ),
+            "{e}"
+        );
+        // Another peer, or another protocol, is another flow.
+        let b = Claim::new(17, &[40001], other).unwrap();
+        let c = Claim::new(6, &[40001], peer).unwrap();
+        drop((a, b, c));
+        let _again = Claim::new(17, &[40001], peer).unwrap();
     }
 
     #[test]

@@ -588,3 +588,39 @@ fn exclusive_tcp_syn_source_ports_spread_over_ecmp_paths() {
         assert_eq!(paths.len(), 2, "16 flows must use both paths: {paths:?}");
     }
 }
+
+#[test]
+fn tcp_measurements_of_several_targets_share_a_source_port_range() {
+    if !vantage_testnet::privileged("tcp_measurements_of_several_targets_share_a_source_port_range")
+    {
+        return;
+    }
+    let net = bed();
+    let port = listen_tcp(&net);
+    // The server listens; the router r1 resets.
+    let targets: [IpAddr; 2] = [server(&net, false), net.link_v4("r1", "client").into()];
+    for mode in [TcpMode::Connect, TcpMode::Syn] {
+        let specs: Vec<MeasurementSpec> = targets
+            .iter()
+            .map(|t| {
+                let mut s = spec(*t, port, mode, 4);
+                s.source_ports = Some(PortRange {
+                    first: 37000,
+                    last: 37001,
+                });
+                MeasurementSpec::Tcp(s)
+            })
+            .collect();
+        let results = measure(&net, specs);
+        let what = format!("{mode:?}");
+        assert_eq!(results[0].outcome, Outcome::Ok, "{what}: {:?}", results[0]);
+        assert_eq!(detail(&results[0]).open, 4, "{what}");
+        assert_eq!(
+            results[1].outcome,
+            Outcome::Refused,
+            "{what}: {:?}",
+            results[1]
+        );
+        assert_eq!(detail(&results[1]).refused, 4, "{what}");
+    }
+}

@@ -277,3 +277,57 @@ fn udp_source_ports_rotate_per_probe_with_df_and_tos_on_the_wire() {
         }
     }
 }
+
+#[test]
+fn udp_measurements_of_several_targets_share_a_source_port_range() {
+    if !vantage_testnet::privileged("udp_measurements_of_several_targets_share_a_source_port_range")
+    {
+        return;
+    }
+    let net = bed();
+    let port = closed_udp_port(&net);
+    // The server and the router r1 both answer a closed port with port unreachable.
+    let targets: [IpAddr; 2] = [server(&net, false), net.link_v4("r1", "client").into()];
+    let make = |t: IpAddr| {
+        let mut s = spec(t, port, 6);
+        s.source_ports = Some(PortRange {
+            first: 37000,
+            last: 37001,
+        });
+        MeasurementSpec::Udp(s)
+    };
+    let specs: Vec<MeasurementSpec> = targets.iter().map(|t| make(*t)).collect();
+    for results in [
+        measure(&net, specs.clone()),
+        measure_unprivileged(&net, specs),
+    ] {
+        for (r, t) in results.iter().zip(targets) {
+            let what = format!("{t} privileged={}", r.quality.privileged);
+            assert_eq!(r.outcome, Outcome::Ok, "{what}: {r:?}");
+            let d = detail(r);
+            assert_eq!(
+                (d.sent, d.port_unreachable),
+                (6, 6),
+                "{what}: {:?}",
+                d.probes
+            );
+            assert!(
+                d.probes.iter().all(|p| p.from.is_none()),
+                "{what}: answered by {t}"
+            );
+        }
+    }
+    // The same target twice from the same ports: the second is refused, not silently starved.
+    let results = measure(&net, vec![make(targets[0]), make(targets[0])]);
+    assert_eq!(results[0].outcome, Outcome::Ok, "{:?}", results[0]);
+    assert_eq!(results[1].outcome, Outcome::Internal, "{:?}", results[1]);
+    assert!(
+        results[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("another measurement is already probing"),
+        "{:?}",
+        results[1]
+    );
+}

@@ -68,6 +68,9 @@ pub struct Options {
     /// Source port to bind to (UDP sockets; with or without [`Options::source`]). Binding a
     /// port below 1024 needs `CAP_NET_BIND_SERVICE`.
     pub source_port: Option<u16>,
+    /// `SO_REUSEADDR` before binding: sockets of one program that all set it may share a
+    /// source port (each then connects to its own peer, see [`Socket::connect`]).
+    pub reuse_address: bool,
     /// Interface to bind to (`SO_BINDTODEVICE`).
     pub interface: Option<String>,
     /// Receive buffer in bytes; above `net.core.rmem_max` only with `CAP_NET_ADMIN`.
@@ -249,6 +252,10 @@ impl Socket {
             (None, _, Mode::Dgram, Protocol::Icmp) => Some(SocketAddr::new(unspecified(family), 0)),
             _ => None,
         };
+        if opts.reuse_address {
+            sock.set_reuse_address(true)
+                .map_err(|e| Error::socket(what("SO_REUSEADDR"), e))?;
+        }
         if let Some(addr) = bind_to {
             sock.bind(&addr.into()).map_err(|e| bind_error(addr, e))?;
         }
@@ -535,6 +542,13 @@ impl Socket {
     /// dropped behind the others when the receive buffer fills.
     pub fn attach_filter(&self, program: &[socket2::SockFilter]) -> io::Result<()> {
         self.fd.get_ref().attach_filter(program)
+    }
+
+    /// Connects a datagram socket to `peer`: the kernel then delivers to it only datagrams from
+    /// `peer` and, among sockets sharing a local port, the ICMP errors about datagrams sent to
+    /// `peer`. Nothing is sent.
+    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.fd.get_ref().connect(&peer.into())
     }
 
     /// Takes the pending socket error (`SO_ERROR`), clearing it. An ICMP error about an earlier

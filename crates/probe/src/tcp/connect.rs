@@ -39,9 +39,10 @@ pub(super) async fn run(spec: &TcpSpec, addr: IpAddr, cx: &Context) -> Result<Ru
     let local = spec.source.unwrap_or_else(|| l4::unspecified_like(addr));
     let hold = PortHold::tcp(local, l4::ports_in_use(spec.source_ports, spec.count))?;
     let ports = hold.ports.clone();
+    let dst = SocketAddr::new(addr, spec.port);
+    let _claim = l4::Claim::new(6, &ports, dst)?;
     let interval = Duration::from_secs_f64(spec.interval);
     let timeout = Duration::from_secs_f64(spec.timeout);
-    let dst = SocketAddr::new(addr, spec.port);
     let start = Instant::now();
     let attempts: Mutex<Vec<Option<Attempt>>> = Mutex::new(vec![None; spec.count as usize]);
     let chains = (0..ports.len()).map(|first| {

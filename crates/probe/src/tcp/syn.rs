@@ -72,6 +72,7 @@ pub(super) async fn run(spec: &TcpSpec, addr: IpAddr, cx: &Context) -> Result<Ru
     };
     let hold = PortHold::tcp(src, l4::ports_in_use(spec.source_ports, spec.count))?;
     let ports = hold.ports.clone();
+    let _claim = l4::Claim::new(6, &ports, SocketAddr::new(addr, spec.port))?;
     let (lo, hi) = (
         ports.iter().copied().min().unwrap_or(0),
         ports.iter().copied().max().unwrap_or(0),

@@ -1,11 +1,14 @@
 //! UDP probes: datagrams to a (normally closed) port, timed by the ICMP port unreachable the
 //! target sends back (netprobify's UDPunreachable), or by a UDP reply when the port is open.
 //!
-//! One ordinary UDP socket per source port sends the probes (kernel TX stamps on its error
-//! queue); the answers are read one of two ways:
+//! One ordinary UDP socket per source port, connected to the target, sends the probes (kernel
+//! TX stamps on its error queue). Connected and bound with `SO_REUSEADDR`, the sockets of
+//! several measurements of a run (one per target) share the source ports of a range, and the
+//! kernel hands each the replies and errors of its own target. The answers are read one of two
+//! ways:
 //! - **privileged** (CAP_NET_RAW): a raw ICMP socket sees every ICMP error and its quoted header;
-//!   the quoted UDP ports say which socket, the quoted payload which probe. The UDP sockets stay
-//!   unconnected and without `IP_RECVERR`, so the kernel ignores those errors for them.
+//!   the quoted UDP ports say which socket, the quoted payload which probe. (The UDP sockets,
+//!   without `IP_RECVERR`, only get a pending error, cleared before each send.)
 //! - **unprivileged**: each UDP socket has `IP_RECVERR` / `IPV6_RECVERR`, and the kernel puts the
 //!   ICMP errors about its datagrams on its error queue, with the sender, type, code, a kernel
 //!   RX stamp and the quoted payload. No capability is needed.
@@ -124,17 +127,23 @@ async fn probe(spec: &UdpSpec, addr: IpAddr, cx: &Context) -> Result<Run, Error>
             },
             source: spec.source,
             source_port: Some(port),
+            // Other measurements of this run (other targets) may use the same ports.
+            reuse_address: true,
             timestamps: true,
             recv_errors: listener.is_none(),
             ..Options::default()
         };
-        socks.push(Socket::open(family, Protocol::Udp, Mode::Dgram, &opts)?);
+        let sock = Socket::open(family, Protocol::Udp, Mode::Dgram, &opts)?;
+        sock.connect(SocketAddr::new(addr, spec.port))
+            .map_err(|e| Error::socket(format!("cannot connect a UDP socket to {addr}"), e))?;
+        socks.push(sock);
     }
     let ports: Vec<u16> = socks
         .iter()
         .map(|s| s.local_addr().map(|a| a.port()))
         .collect::<io::Result<_>>()
         .map_err(|e| Error::socket("cannot read the port of a UDP socket", e))?;
+    let _claim = l4::Claim::new(17, &ports, SocketAddr::new(addr, spec.port))?;
     sock::settle_rx_stamps().await;
 
     let cookie: u32 = rand::random();
@@ -306,15 +315,15 @@ impl Ctx<'_> {
     }
 
     /// The probe an answer quoting `data` (our payload from its start) belongs to: the tagged
-    /// probe when the tag is there and ours, else the oldest waiting probe of `port`.
+    /// probe when the tag was quoted (none when the tag is another run's), else the oldest
+    /// waiting probe of `port`.
     fn which(&self, port: u16, data: &[u8]) -> Option<u32> {
         if self.tagged && data.len() >= TAG_LEN {
             let cookie = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
             let seq = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-            if cookie == self.cookie {
-                let t = l4::lock(self.table);
-                return (l4::port_for(self.ports, seq) == port && t.waiting(seq)).then_some(seq);
-            }
+            let t = l4::lock(self.table);
+            let ours = cookie == self.cookie && l4::port_for(self.ports, seq) == port;
+            return (ours && t.waiting(seq)).then_some(seq);
         }
         l4::lock(self.table).oldest_waiting(port)
     }
