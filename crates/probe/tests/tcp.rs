@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use l4bed::{
     RTT_MS, RTT_SLACK_MS, Sniffer, bed, closed_port, listen_tcp, measure, measure_one, median, nft,
-    nft_counter, per_port, server, warm_up,
+    nft_counter, per_port, server, unreachable_behind_r1, warm_up,
 };
 use vantage_probe::sock::icmp;
 use vantage_probe::{Context, Privilege};
@@ -231,16 +231,10 @@ fn tcp_errors_from_a_router_name_the_router() {
         return;
     }
     let net = bed();
-    // r1 has routes to the bed's prefixes only: anything else is unreachable there.
+    let [t4, t6] = unreachable_behind_r1(&net);
     let targets: [(IpAddr, IpAddr); 2] = [
-        (
-            "10.71.9.9".parse().unwrap(),
-            net.link_v4("r1", "client").into(),
-        ),
-        (
-            "fd71:9::9".parse().unwrap(),
-            net.link_v6("r1", "client").into(),
-        ),
+        (t4, net.link_v4("r1", "client").into()),
+        (t6, net.link_v6("r1", "client").into()),
     ];
     for (target, router) in targets {
         for mode in [TcpMode::Connect, TcpMode::Syn] {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use l4bed::{
     RTT_MS, RTT_SLACK_MS, Sniffer, bed, closed_udp_port, measure, measure_one, median, nft,
-    per_port, server, warm_up,
+    per_port, server, unreachable_behind_r1, warm_up,
 };
 use vantage_probe::Context;
 use vantage_proto::{
@@ -173,15 +173,10 @@ fn udp_errors_from_a_router_name_the_router() {
         return;
     }
     let net = bed();
+    let [t4, t6] = unreachable_behind_r1(&net);
     let targets: [(IpAddr, IpAddr); 2] = [
-        (
-            "10.71.9.9".parse().unwrap(),
-            net.link_v4("r1", "client").into(),
-        ),
-        (
-            "fd71:9::9".parse().unwrap(),
-            net.link_v6("r1", "client").into(),
-        ),
+        (t4, net.link_v4("r1", "client").into()),
+        (t6, net.link_v6("r1", "client").into()),
     ];
     let specs: Vec<MeasurementSpec> = targets
         .iter()

@@ -132,6 +132,33 @@ pub fn closed_udp_port(net: &Topology) -> u16 {
     })
 }
 
+/// Makes r1 answer traffic to 10.71.9.0/24 and fd71:9::/64 with ICMP network unreachable
+/// (ICMPv6 no route), like a router without a route there; returns those targets.
+///
+/// A router that really lacks the route answers through Linux's route-error path, which sends
+/// at most one unreachable per second per source after a small burst, governed by
+/// `net.ipv4.route.error_cost` / `error_burst`: global sysctls no namespace can lift. An
+/// nftables reject is answered through `icmp_send` with the namespace's own ICMP rate limit,
+/// which the bed turns off, so every probe gets its answer.
+pub fn unreachable_behind_r1(net: &Topology) -> [IpAddr; 2] {
+    let via4 = net.link_v4("server", "r1").to_string();
+    let via6 = net.link_v6("server", "r1").to_string();
+    net.ns("r1")
+        .ip(&["route", "add", "10.71.9.0/24", "via", &via4])
+        .unwrap();
+    net.ns("r1")
+        .ip(&["-6", "route", "add", "fd71:9::/64", "via", &via6])
+        .unwrap();
+    nft(
+        net,
+        "r1",
+        "table inet unreachable {\n chain reject_forwarded {\n type filter hook forward priority 0;\n \
+         ip daddr 10.71.9.0/24 reject with icmp type net-unreachable\n \
+         ip6 daddr fd71:9::/64 reject with icmpv6 type no-route\n }\n}\n",
+    );
+    ["10.71.9.9".parse().unwrap(), "fd71:9::9".parse().unwrap()]
+}
+
 /// Adds an nftables ruleset to a node.
 pub fn nft(net: &Topology, node: &str, ruleset: &str) {
     use std::io::Write;
