@@ -655,7 +655,8 @@ pub fn read_ranges(
         })
         .quoting(format == RangeFormat::IpLocationDb)
         .from_reader(input);
-    let v6_hint = name.to_ascii_lowercase().contains("v6");
+    let file_name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let v6_hint = file_name.to_ascii_lowercase().contains("v6");
     let mut rec = csv::StringRecord::new();
     let mut line = 0u64;
     let before = builder.ranges();

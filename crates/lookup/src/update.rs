@@ -473,9 +473,7 @@ async fn install_asn(
         let mut b = AsnTableBuilder::new();
         let mut formats: Vec<RangeFormat> = Vec::new();
         for (path, source) in &paths {
-            let name = source.rsplit('/').next().unwrap_or(source).to_string();
-            let fmt = read_ranges(open_maybe_gz(path)?, &name, &mut b)
-                .map_err(|e| Error::Data(format!("{source}: {e}")))?;
+            let fmt = read_ranges(open_maybe_gz(path)?, source, &mut b)?;
             if !formats.contains(&fmt) {
                 formats.push(fmt);
             }
