@@ -152,6 +152,14 @@ impl CountryDb {
         self.info.as_ref()
     }
 
+    /// When the MMDB file was built (its metadata's build epoch).
+    pub fn build_time(&self) -> Option<DateTime<chrono::Utc>> {
+        match &self.inner {
+            Inner::Mmdb(r) => DateTime::from_timestamp(r.metadata().build_epoch as i64, 0),
+            Inner::BuiltIn => None,
+        }
+    }
+
     /// Whether this is the built-in fallback.
     pub fn is_builtin(&self) -> bool {
         matches!(self.inner, Inner::BuiltIn)

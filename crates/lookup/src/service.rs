@@ -92,9 +92,9 @@ pub struct IpInfo {
 }
 
 impl IpInfo {
-    /// Whether the answer names an AS or a country.
+    /// Whether the answer names an AS (what `vantage asn` asks for).
     pub fn found(&self) -> bool {
-        self.asn.is_some() || self.country.is_some()
+        self.asn.is_some()
     }
 }
 

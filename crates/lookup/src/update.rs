@@ -208,8 +208,15 @@ async fn fetch(
         if !meta.is_file() {
             return Err(Error::Invalid(format!("{src} is not a file")));
         }
+        // A file's time is its data's date when the user downloaded it (curl -R, wget);
+        // times before 2000 are placeholders (npm packs every file as 1985-10-26) and unknown.
+        let data_date = meta
+            .modified()
+            .ok()
+            .map(DateTime::<Utc>::from)
+            .filter(|d| d.year() >= 2000);
         return Ok(Fetched {
-            data_date: meta.modified().ok().map(DateTime::<Utc>::from),
+            data_date,
             path,
             source: src.to_string(),
             temp: false,
@@ -516,6 +523,10 @@ async fn install_country(dir: &DataDir, f: Fetched, opts: &UpdateOptions) -> Res
     let db = CountryDb::from_bytes(bytes.clone(), &f.source, None)?;
     let mut info = info(Dataset::Country, "MMDB", &[&f], opts);
     info.counts.insert("bytes".into(), bytes.len() as u64);
+    // The database's own build time is the best date there is.
+    if let Some(built) = db.build_time() {
+        info.data_date = Some(built);
+    }
     tracing::info!(source = db.source(), "country database checked");
     let path = dir.country_mmdb();
     write_atomic(&path, |w| {

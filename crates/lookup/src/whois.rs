@@ -601,13 +601,21 @@ fn style_of(text: &str) -> Option<&'static str> {
 
 /// Parses the key fields of one answer into `s`, only filling fields still empty.
 fn parse_into(s: &mut WhoisSummary, text: &str, kind: QueryKind) {
+    let style = style_of(text);
     let pairs: Vec<(String, &str)> = fields(text).collect();
+    // ARIN lists the covering networks from the least to the most specific (8.0.0.0/8 before
+    // 8.8.8.0/24), each followed by its organisation: the last occurrence is the holder. RPSL
+    // registries put the most specific object first.
+    let arin = style == Some("arin");
     let first = |keys: &[&str]| -> Option<String> {
         keys.iter().find_map(|k| {
-            pairs
-                .iter()
-                .find(|(pk, _)| pk == k)
-                .map(|(_, v)| v.to_string())
+            let hit = |(pk, _): &&(String, &str)| pk == k;
+            let found = if arin {
+                pairs.iter().rev().find(hit)
+            } else {
+                pairs.iter().find(hit)
+            };
+            found.map(|(_, v)| v.to_string())
         })
     };
     let all = |keys: &[&str]| -> Vec<String> {
@@ -631,7 +639,7 @@ fn parse_into(s: &mut WhoisSummary, text: &str, kind: QueryKind) {
             *slot = v;
         }
     }
-    fill(&mut s.style, style_of(text).map(String::from));
+    fill(&mut s.style, style.map(String::from));
     fill(&mut s.country, first(&["country"]));
     fill(
         &mut s.abuse_email,

@@ -222,6 +222,39 @@ async fn arin_referral_server_leads_to_ripe_and_arin_gets_its_flags() {
     assert_eq!(a.summary.country.as_deref(), Some("NL"));
 }
 
+/// ARIN's answer for an address in a reassigned block: the parent network first, then the
+/// customer's, each followed by its organisation.
+const ARIN_8888: &str = "NetRange:       8.0.0.0 - 8.127.255.255
+CIDR:           8.0.0.0/9
+NetName:        LVLT-ORG-8-8
+Organization:   Level 3 Parent, LLC (LPL-141)
+
+OrgName:        Level 3 Parent, LLC
+Country:        US
+
+NetRange:       8.8.8.0 - 8.8.8.255
+CIDR:           8.8.8.0/24
+NetName:        GOGL
+Organization:   Google LLC (GOGL)
+
+OrgName:        Google LLC
+Country:        US
+OrgAbuseEmail:  network-abuse@google.com
+";
+
+#[tokio::test]
+async fn arin_answers_describe_the_most_specific_network() {
+    let arin = FakeWhois::start(|_| WhoisReply::Text(ARIN_8888.into())).await;
+    let c = client(&[("whois.arin.net", &arin)]);
+    let first = Server::parse("whois.arin.net").unwrap();
+    let a = c.query("8.8.8.8", Some(&first)).await.unwrap();
+    let s = &a.summary;
+    assert_eq!(s.range.as_deref(), Some("8.8.8.0 - 8.8.8.255"));
+    assert_eq!(s.cidr, ["8.8.8.0/24"]);
+    assert_eq!(s.netname.as_deref(), Some("GOGL"));
+    assert_eq!(s.organisation.as_deref(), Some("Google LLC"));
+}
+
 #[tokio::test]
 async fn asn_in_arin_style() {
     let iana = FakeWhois::start(|_| {
