@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
 """Benchmarks `vantage ping` against fping (sweep) and iputils ping (single-target accuracy).
 
-Builds the release binary, brings up bench/ping.toml (a namespace whose loopback answers
-10.200.0.0/16, and a link delayed 5 ms each way by the userspace impairer), then in the same
-run, interleaved so both tools see the same machine:
+Builds the release binary, brings up a test bed (a namespace whose loopback answers
+10.200.0.0/16, and a link the userspace impairer delays by --delay-ms each way), then in the
+same run, interleaved so both tools see the same machine:
 
 * sweep: 60 000 AnyIP targets, one echo request each, `vantage ping -c 1 -f FILE` against
   `fping -i 0 -c 1 -f FILE`, and `--json` against `fping -q`: wall time, CPU seconds
   (user + system) and peak RSS from /usr/bin/time -v, targets answered; medians of --runs;
 * accuracy: vantage and iputils ping through the delayed link in alternating rounds; median
-  RTT of each, their difference in microseconds, and each median's distance from the 10 ms
-  the impairer adds.
+  RTT of each, their difference in microseconds, and each median's distance from the round
+  trip the impairer adds. The default delay keeps the round trip under 1 ms, where iputils
+  prints microseconds (from 1 ms it prints 10 µs steps, from 10 ms 100 µs steps).
 
 Prints a table of medians and ratios (vantage / peer). Needs root (namespaces, raw sockets),
 fping, iputils-ping and /usr/bin/time (Debian: apt-get install fping iputils-ping time).
 
-    sudo bench/ping.py [--runs 5] [--targets 60000] [--accuracy-rounds 6]
+    sudo bench/ping.py [--runs 5] [--targets 60000] [--accuracy-rounds 6] [--delay-ms 0.4]
 """
 
 import argparse
@@ -47,11 +48,33 @@ def build():
             os.path.join(target, "release", "examples", "testbed"))
 
 
-class Bed:
-    """The topology of bench/ping.toml, held up by the testbed example until closed."""
+SCENARIO = """
+[[node]]
+name = "sweep"
+anyip = ["10.200.0.0/16"]
 
-    def __init__(self, testbed):
-        self.proc = subprocess.Popen([testbed, os.path.join(ROOT, "bench", "ping.toml")],
+[[node]]
+name = "a"
+
+[[node]]
+name = "b"
+
+[[link]]
+a = "a"
+b = "b"
+v4 = "10.202.0.0/24"
+impair = {{ delay_ms = {delay} }}
+"""
+
+
+class Bed:
+    """The bench topology (see SCENARIO), held up by the testbed example until closed."""
+
+    def __init__(self, testbed, delay_ms, tmp):
+        path = os.path.join(tmp, "bed.toml")
+        with open(path, "w") as f:
+            f.write(SCENARIO.format(delay=delay_ms))
+        self.proc = subprocess.Popen([testbed, path],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ns = {}
         for line in self.proc.stdout:
@@ -157,6 +180,8 @@ def main():
     ap.add_argument("--targets", type=int, default=60000, help="sweep size (≤ 65 000)")
     ap.add_argument("--accuracy-rounds", type=int, default=6,
                     help="alternating rounds of 50 pings per tool on the delayed link")
+    ap.add_argument("--delay-ms", type=float, default=0.4,
+                    help="one-way delay of the accuracy link, in ms")
     args = ap.parse_args()
     if os.geteuid() != 0:
         die("needs root: it creates network namespaces and uses raw sockets")
@@ -166,17 +191,17 @@ def main():
     if not os.access("/usr/bin/time", os.X_OK):
         die("needs /usr/bin/time (apt-get install time)")
     vantage, testbed = build()
-    bed = Bed(testbed)
-    try:
-        with tempfile.TemporaryDirectory(prefix="vbench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vbench-") as tmp:
+        bed = Bed(testbed, args.delay_ms, tmp)
+        try:
             print(f"==> sweep of {args.targets} AnyIP targets, {args.runs} runs each",
                   file=sys.stderr)
             s = sweep(bed, vantage, shutil.which("fping"), args.targets, args.runs, tmp)
-            print("==> single-target accuracy through a link delayed 5 ms each way",
-                  file=sys.stderr)
+            print(f"==> single-target accuracy through a link delayed {args.delay_ms} ms "
+                  "each way", file=sys.stderr)
             ours, theirs = accuracy(bed, vantage, shutil.which("ping"), args.accuracy_rounds, 50)
-    finally:
-        bed.close()
+        finally:
+            bed.close()
 
     print()
     print(f"Sweep: {args.targets} targets, one echo request each, median of {args.runs} runs")
@@ -196,11 +221,12 @@ def main():
               f"{r[0]:>8.2f} {r[1]:>8.2f} {r[2]:>8.2f}")
     print()
     mo, mt = med(ours), med(theirs)
-    print(f"Accuracy: 10 ms impaired round trip, {len(ours)} vantage and {len(theirs)} "
+    rtt = 2 * args.delay_ms
+    print(f"Accuracy: {rtt:g} ms impaired round trip, {len(ours)} vantage and {len(theirs)} "
           f"iputils samples in {args.accuracy_rounds} alternating rounds")
-    print(f"{'tool':<30} {'median ms':>10} {'vs 10 ms':>10}")
-    print(f"{'vantage ping':<30} {mo:>10.4f} {(mo - 10) * 1000:>8.1f}µs")
-    print(f"{'iputils ping':<30} {mt:>10.4f} {(mt - 10) * 1000:>8.1f}µs")
+    print(f"{'tool':<30} {'median ms':>10} {'above ' + format(rtt, 'g') + ' ms':>12}")
+    print(f"{'vantage ping':<30} {mo:>10.4f} {(mo - rtt) * 1000:>10.1f}µs")
+    print(f"{'iputils ping':<30} {mt:>10.4f} {(mt - rtt) * 1000:>10.1f}µs")
     print(f"median difference vantage − iputils: {(mo - mt) * 1000:.1f} µs")
 
 

@@ -3,7 +3,7 @@
 //! it until its standard input closes, and tears it down (namespaces, links, impairers).
 //!
 //! ```sh
-//! cargo run --release --example testbed -- bench/ping.toml
+//! cargo run --release -p vantage --example testbed -- scenario.toml
 //! ```
 
 use std::io::{Read, Write};

@@ -263,6 +263,56 @@ fn shard_count(probes: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// The shard socket's receive buffer holds a burst of 60 000 replies and their 60 000 TX
+    /// stamps that nobody reads until the last request is out: no reply is lost to a full
+    /// queue even when the receiving side falls behind completely.
+    #[test]
+    fn exclusive_a_burst_of_60000_unread_replies_fits_the_receive_buffer() {
+        if !vantage_testnet::privileged(
+            "exclusive_a_burst_of_60000_unread_replies_fits_the_receive_buffer",
+        ) {
+            return;
+        }
+        let net = vantage_testnet::Topology::builder()
+            .host("h")
+            .anyip("h", "10.200.0.0/16")
+            .build()
+            .unwrap();
+        let (replies, stamps) = net.ns("h").block_on(async {
+            let targets = (0..60_000u32)
+                .map(|i| Target {
+                    spec: i as usize,
+                    addr: std::net::IpAddr::from([10, 200, (i / 250) as u8, (i % 250 + 1) as u8]),
+                    count: 1,
+                    timeout: Duration::from_secs(1),
+                    size: 56,
+                })
+                .collect();
+            let key = GroupKey {
+                family: Family::Ipv4,
+                options: Options::default(),
+                interval: 1.0,
+                tagged: true,
+            };
+            let plan = Plan::new(key, targets);
+            sock::settle_rx_stamps().await;
+            let (socket, _) = open_shard_socket(&plan, &Context::default()).unwrap();
+            let mut tx = send::Sender::new(&plan, 0, plan.ident);
+            while !tx.done(&plan) {
+                tx.send_due(&socket, &plan).await;
+            }
+            let mut rx = recv::Receiver::new(&plan, socket.mode(), plan.ident);
+            rx.drain_now(&socket, &plan);
+            let log = rx.finish();
+            (
+                log.replies.len(),
+                log.tx_by_key.iter().filter(|t| **t != 0).count(),
+            )
+        });
+        assert_eq!(replies, 60_000, "replies dropped by a full receive queue");
+        assert_eq!(stamps, 60_000, "TX stamps dropped by a full receive queue");
+    }
+
     #[test]
     fn the_rate_is_shared_in_proportion_to_probes() {
         assert_eq!(share_of_rate(0, 10, 20), 0);
