@@ -109,16 +109,26 @@ impl std::fmt::Debug for ReverseDns {
 impl ReverseDns {
     /// Uses the system's resolver configuration (/etc/resolv.conf, /etc/hosts).
     pub fn system(opts: RdnsOptions) -> Result<ReverseDns> {
-        let mut b = TokioResolver::builder_tokio().map_err(|e| {
+        let b = TokioResolver::builder_tokio().map_err(|e| {
             Error::Upstream(format!(
                 "cannot read the system resolver configuration: {e}"
             ))
         })?;
+        Self::build(b, ResolveHosts::Always, opts, "system resolver".into())
+    }
+
+    /// Finishes a resolver: our options, hickory's cache off (ours replaces it).
+    fn build(
+        mut b: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
+        hosts: ResolveHosts,
+        opts: RdnsOptions,
+        servers: String,
+    ) -> Result<ReverseDns> {
         let o = b.options_mut();
         o.timeout = opts.timeout;
         o.attempts = opts.attempts;
         o.cache_size = 0;
-        o.use_hosts_file = ResolveHosts::Always;
+        o.use_hosts_file = hosts;
         let resolver = b
             .build()
             .map_err(|e| Error::Upstream(format!("cannot set up the resolver: {e}")))?;
@@ -126,7 +136,7 @@ impl ReverseDns {
             resolver,
             opts,
             cache: Mutex::new(HashMap::new()),
-            servers: "system resolver".into(),
+            servers,
         })
     }
 
@@ -150,28 +160,16 @@ impl ReverseDns {
                 )
             })
             .collect();
-        let mut b = TokioResolver::builder_with_config(
+        let b = TokioResolver::builder_with_config(
             ResolverConfig::from_name_servers(ns),
             TokioRuntimeProvider::default(),
         );
-        let o = b.options_mut();
-        o.timeout = opts.timeout;
-        o.attempts = opts.attempts;
-        o.cache_size = 0;
-        o.use_hosts_file = ResolveHosts::Never;
-        let resolver = b
-            .build()
-            .map_err(|e| Error::Upstream(format!("cannot set up the resolver: {e}")))?;
-        Ok(ReverseDns {
-            resolver,
-            opts,
-            cache: Mutex::new(HashMap::new()),
-            servers: servers
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        let names = servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self::build(b, ResolveHosts::Never, opts, names)
     }
 
     /// The servers asked.
@@ -301,7 +299,10 @@ impl ReverseDns {
 
     /// The names of many addresses, resolved concurrently, in the order given.
     pub async fn lookup_many(&self, ips: &[IpAddr]) -> Vec<PtrAnswer> {
-        futures::stream::iter(ips.iter().map(|&ip| self.lookup(ip)))
+        // Owned addresses keep the future `Send` (a closure over `&IpAddr` is not general
+        // enough for the compiler to prove it).
+        let ips: Vec<IpAddr> = ips.to_vec();
+        futures::stream::iter(ips.into_iter().map(|ip| self.lookup(ip)))
             .buffered(self.opts.concurrency.max(1))
             .collect()
             .await

@@ -529,3 +529,25 @@ pub fn parse_ip(input: &str) -> Result<IpAddr> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: &T) {}
+    fn shared<T: Send + Sync>() {}
+
+    /// The server keeps one `Lookup` behind an `Arc` and awaits its methods in handlers, which
+    /// must be `Send`.
+    #[test]
+    fn lookup_can_be_shared_by_a_server() {
+        shared::<Lookup>();
+        let dir = tempfile::tempdir().unwrap();
+        let l = Lookup::open(DataDir::new(dir.path())).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        send(&l.ip(ip, true));
+        send(&l.whois("example.com", None));
+        send(&l.rdap("example.com", None));
+        send(&l.rdns(&[ip]));
+    }
+}

@@ -649,6 +649,18 @@ fn parse_into(s: &mut WhoisSummary, text: &str, kind: QueryKind) {
             "registrar abuse contact email",
         ]),
     );
+    if kind != QueryKind::Domain {
+        // The holder and dates of a network or AS record, in every registry's words.
+        fill(
+            &mut s.organisation,
+            first(&["org-name", "orgname", "owner", "organization", "descr"]),
+        );
+        fill(&mut s.created, first(&["created", "regdate"]));
+        fill(
+            &mut s.updated,
+            first(&["last-modified", "updated", "changed"]),
+        );
+    }
     match kind {
         QueryKind::Ip | QueryKind::Network => {
             fill(&mut s.range, first(&["inetnum", "inet6num", "netrange"]));
@@ -667,28 +679,10 @@ fn parse_into(s: &mut WhoisSummary, text: &str, kind: QueryKind) {
                 &mut s.asn,
                 first(&["origin", "originas"]).filter(|v| !v.is_empty()),
             );
-            fill(
-                &mut s.organisation,
-                first(&["org-name", "orgname", "owner", "organization", "descr"]),
-            );
-            fill(&mut s.created, first(&["created", "regdate"]));
-            fill(
-                &mut s.updated,
-                first(&["last-modified", "updated", "changed"]),
-            );
         }
         QueryKind::Asn => {
             fill(&mut s.asn, first(&["aut-num", "asnumber"]));
             fill(&mut s.as_name, first(&["as-name", "asname"]));
-            fill(
-                &mut s.organisation,
-                first(&["org-name", "orgname", "owner", "organization", "descr"]),
-            );
-            fill(&mut s.created, first(&["created", "regdate"]));
-            fill(
-                &mut s.updated,
-                first(&["last-modified", "updated", "changed"]),
-            );
         }
         QueryKind::Domain => {
             fill(
