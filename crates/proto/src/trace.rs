@@ -107,7 +107,9 @@ pub struct TraceSpec {
     /// Probes per hop per round (per flow when `flows > 1`).
     #[serde(default = "default_probes")]
     pub probes: u8,
-    /// Seconds to wait for each probe's answer.
+    /// Seconds to wait for each probe's answer. A single-round trace stops waiting earlier for
+    /// a probe that the answers around it show lost (traceroute's heuristic: 3× the round-trip
+    /// time of another answer at the same TTL, 10× that of a later TTL, never under 50 ms).
     #[serde(default = "default_timeout")]
     pub timeout: f64,
     /// Payload bytes of ICMP and UDP probes ([`DEFAULT_SIZE`] when absent, at least

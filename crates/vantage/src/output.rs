@@ -1,6 +1,6 @@
 //! Output shared by subcommands: JSON Lines, tables, number formatting, progress, exit codes.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
@@ -165,7 +165,8 @@ pub fn print_rows(header: &[&str], left: usize, rows: &[Vec<String>]) {
 /// A spinner on stderr while a run expected to take more than two seconds is under way; hidden
 /// when stderr is not a terminal.
 pub fn progress(expected: Duration, message: String) -> Option<ProgressBar> {
-    if expected < Duration::from_secs(2) {
+    // Not even a hidden bar when nobody watches: its ticker is a thread of its own.
+    if expected < Duration::from_secs(2) || !std::io::stderr().is_terminal() {
         return None;
     }
     let pb = ProgressBar::new_spinner();

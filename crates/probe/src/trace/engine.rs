@@ -14,6 +14,12 @@
 //! - Rounds start `interval` apart, each once the previous one has sent all its TTLs; rounds
 //!   after the first never go past the horizon learnt so far.
 //! - An answer after the probe's timeout counts as lost (mtr does the same).
+//! - A single-round trace also gives up on a probe early when the answers around it show it
+//!   lost, as traceroute does (`-w MAX,HERE,NEAR`): after 3× the round-trip time of another
+//!   answer at its TTL, or 10× that of an answer from a later TTL, but never before
+//!   [`GIVE_UP_FLOOR`]. A rate-limited or filtered hop then costs tens of milliseconds, not the
+//!   full timeout. Rounds of mtr statistics always wait the full timeout, so that their loss
+//!   counts only what really never came.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -29,6 +35,12 @@ use crate::sock::Stamp;
 pub(crate) const MAX_IN_FLIGHT: usize = 4096;
 /// Highest probe number (0 and 0xffff are not valid UDP checksums).
 const MAX_ID: u16 = 0xfffe;
+/// Earliest a single-round trace gives up on a probe, whatever the answers around it say:
+/// covers the scheduling jitter of busy routers and hosts.
+pub(crate) const GIVE_UP_FLOOR: Duration = Duration::from_millis(50);
+/// traceroute's HERE and NEAR factors.
+const HERE: u32 = 3;
+const NEAR: u32 = 10;
 
 /// What a trace sends and how long it waits.
 #[derive(Debug, Clone)]
@@ -42,6 +54,8 @@ pub(crate) struct Schedule {
     pub timeout: Duration,
     /// TTLs of a round that may wait for their first answer at once.
     pub window: u8,
+    /// Give up early on probes the answers around them show lost (single-round traces).
+    pub adaptive: bool,
 }
 
 /// One probe and what became of it.
@@ -55,6 +69,8 @@ pub(crate) struct Probe {
     pub sent: Stamp,
     /// Kernel stamp of its departure, when the kernel gave one.
     pub tx: Option<Stamp>,
+    /// Monotonic launch time, for timeouts.
+    pub launched: Instant,
     pub state: State,
 }
 
@@ -113,6 +129,10 @@ struct Round {
     next_ttl: u16,
     /// TTLs launched and still waiting for their first answer.
     waiting: u8,
+    /// Round-trip time of the first answer at each TTL (index: TTL).
+    first_rtt: Vec<Option<Duration>>,
+    /// For each TTL, the shortest of `first_rtt` over the TTLs above it.
+    later_rtt: Vec<Option<Duration>>,
 }
 
 /// The state machine.
@@ -172,6 +192,8 @@ impl Tracer {
                     start: now,
                     next_ttl: u16::from(self.sched.first_ttl),
                     waiting: 0,
+                    first_rtt: vec![None; 256],
+                    later_rtt: vec![None; 256],
                 });
             }
             let horizon = u16::from(self.horizon());
@@ -195,6 +217,7 @@ impl Tracer {
                         id,
                         sent: Stamp::now(),
                         tx: None,
+                        launched: now,
                         state: State::Pending,
                     });
                     self.pending.insert(id, idx);
@@ -247,16 +270,29 @@ impl Tracer {
         self.pending.get(&id).map(|&i| &self.probes[i])
     }
 
-    /// Records an answer to the waiting probe `id`; false when no probe waits for it (late,
-    /// duplicate, or someone else's).
-    pub fn answer(&mut self, id: u16, reply: Reply, dst: IpAddr) -> bool {
+    /// Records an answer, arrived at `now`, to the waiting probe `id`; false when no probe
+    /// waits for it (late, duplicate, or someone else's).
+    pub fn answer(&mut self, id: u16, reply: Reply, dst: IpAddr, now: Instant) -> bool {
         let Some(idx) = self.pending.remove(&id) else {
             return false;
         };
         let destination = reply.kind.is_destination_answer(reply.from, dst);
         let unreachable = matches!(reply.kind, Kind::Unreachable { .. }) && !destination;
         let (round, ttl) = (self.probes[idx].round, self.probes[idx].ttl);
+        let rtt = now.saturating_duration_since(self.probes[idx].launched);
         self.probes[idx].state = State::Answered(Box::new(reply));
+        if let Some(r) = self.rounds.get_mut(round as usize)
+            && r.first_rtt[usize::from(ttl)].is_none()
+        {
+            r.first_rtt[usize::from(ttl)] = Some(rtt);
+            let mut best: Option<Duration> = None;
+            for t in (0..256).rev() {
+                r.later_rtt[t] = best;
+                if let Some(x) = r.first_rtt[t] {
+                    best = Some(best.map_or(x, |b| b.min(x)));
+                }
+            }
+        }
         self.settle(round, ttl, true);
         if destination {
             self.dest_ttl = Some(self.dest_ttl.map_or(ttl, |d| d.min(ttl)));
@@ -317,22 +353,64 @@ impl Tracer {
                 break;
             }
             self.deadlines.pop_front();
-            let p = &self.probes[idx];
-            if matches!(p.state, State::Pending) && self.pending.remove(&p.id).is_some() {
-                let (round, ttl) = (p.round, p.ttl);
-                self.probes[idx].state = State::Lost;
-                self.settle(round, ttl, false);
+            self.lose(idx);
+        }
+        if self.sched.adaptive {
+            let given_up: Vec<usize> = self
+                .pending
+                .values()
+                .copied()
+                .filter(|&i| self.give_up_at(i).is_some_and(|d| d <= now))
+                .collect();
+            for i in given_up {
+                self.lose(i);
             }
         }
     }
 
+    fn lose(&mut self, idx: usize) {
+        let p = &self.probes[idx];
+        if matches!(p.state, State::Pending) && self.pending.remove(&p.id).is_some() {
+            let (round, ttl) = (p.round, p.ttl);
+            self.probes[idx].state = State::Lost;
+            self.settle(round, ttl, false);
+        }
+    }
+
+    /// When a single-round trace stops waiting for probe `idx` because other answers show it
+    /// lost; `None` while nothing says so.
+    fn give_up_at(&self, idx: usize) -> Option<Instant> {
+        let p = &self.probes[idx];
+        let r = self.rounds.get(p.round as usize)?;
+        let t = usize::from(p.ttl);
+        let here = r.first_rtt[t].map(|x| x * HERE);
+        let near = r.later_rtt[t].map(|x| x * NEAR);
+        let wait = match (here, near) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(p.launched + wait.max(GIVE_UP_FLOOR).min(self.sched.timeout))
+    }
+
     /// When something will change without an answer: the next timeout or the next round.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let timeout = self
+        let fixed = self
             .deadlines
             .iter()
             .find(|&&(_, i)| matches!(self.probes[i].state, State::Pending))
             .map(|&(d, _)| d);
+        let adaptive = if self.sched.adaptive {
+            self.pending
+                .values()
+                .filter_map(|&i| self.give_up_at(i))
+                .min()
+        } else {
+            None
+        };
+        let timeout = match (fixed, adaptive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let round = match self.rounds.last() {
             Some(r)
                 if (self.rounds.len() as u32) < self.sched.rounds
@@ -373,6 +451,7 @@ mod tests {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(2),
             window,
+            adaptive: false,
         }
     }
 
@@ -413,7 +492,7 @@ mod tests {
             } else {
                 reply(router(ttl), Kind::TimeExceeded)
             };
-            assert!(t.answer(id, r, DST));
+            assert!(t.answer(id, r, DST, now));
         }
         sent
     }
@@ -458,7 +537,7 @@ mod tests {
         let ids: Vec<u16> = t.launch(now).iter().map(|&i| t.probes[i].id).collect();
         assert_eq!(ids.len(), 2);
         // TTL 1 answers, TTL 2 is silent: only TTL 3 may go.
-        assert!(t.answer(ids[0], reply(router(1), Kind::TimeExceeded), DST));
+        assert!(t.answer(ids[0], reply(router(1), Kind::TimeExceeded), DST, now));
         let ms = Duration::from_millis(1);
         assert_eq!(t.launch(now + ms).len(), 1);
         assert!(t.launch(now + ms).is_empty());
@@ -478,8 +557,8 @@ mod tests {
             code: 1,
             phrase: "destination host unreachable".into(),
         };
-        assert!(t.answer(ids[0], reply(router(1), Kind::TimeExceeded), DST));
-        assert!(t.answer(ids[1], reply(router(2), unreach), DST));
+        assert!(t.answer(ids[0], reply(router(1), Kind::TimeExceeded), DST, now));
+        assert!(t.answer(ids[1], reply(router(2), unreach), DST, now));
         assert_eq!((t.stop_ttl, t.dest_ttl, t.horizon()), (Some(2), None, 2));
         assert!(t.finished());
     }
@@ -518,7 +597,12 @@ mod tests {
         assert_eq!(flows, vec![0, 1, 2, 0, 1, 2]);
         let id = t.probes[new[0]].id;
         t.expire(now + Duration::from_secs(2));
-        assert!(!t.answer(id, reply(router(1), Kind::TimeExceeded), DST));
+        assert!(!t.answer(
+            id,
+            reply(router(1), Kind::TimeExceeded),
+            DST,
+            now + Duration::from_secs(2)
+        ));
         assert!(t.finished());
     }
 
@@ -528,5 +612,51 @@ mod tests {
         let mut t = Tracer::new(sched(2, 1, 1, 1, 8), MAX_ID);
         let ids: Vec<u16> = t.launch(now).iter().map(|&i| t.probes[i].id).collect();
         assert_eq!(ids, vec![MAX_ID, 1]);
+    }
+
+    #[test]
+    fn a_single_round_gives_up_on_probes_the_answers_around_them_show_lost() {
+        let now = Instant::now();
+        let mut s = sched(5, 2, 1, 1, 8);
+        s.adaptive = true;
+        let mut t = Tracer::new(s, 1);
+        let ids: Vec<(u8, u16)> = t
+            .launch(now)
+            .iter()
+            .map(|&i| (t.probes[i].ttl, t.probes[i].id))
+            .collect();
+        let at = |ms: u64| now + Duration::from_millis(ms);
+        // TTL 1: one of two probes answers after 40 ms (the other is rate-limited away).
+        assert!(t.answer(ids[0].1, reply(router(1), Kind::TimeExceeded), DST, at(40)));
+        // TTL 3 answers after 15 ms; TTL 2 stays silent.
+        assert!(t.answer(ids[4].1, reply(router(3), Kind::TimeExceeded), DST, at(15)));
+        // TTL 3's second probe may wait 3 × 15 ms, raised to the floor of 50 ms; TTL 1's
+        // second probe 3 × 40 ms = 120 ms; TTL 2's probes 10 × 15 ms = 150 ms.
+        assert_eq!(t.next_deadline(), Some(at(50)));
+        t.expire(at(50));
+        assert!(matches!(t.probes[5].state, State::Lost));
+        assert_eq!(t.next_deadline(), Some(at(120)));
+        t.expire(at(120));
+        assert!(matches!(t.probes[1].state, State::Lost));
+        assert!(matches!(t.probes[2].state, State::Pending));
+        t.expire(at(149));
+        assert!(matches!(t.probes[3].state, State::Pending));
+        t.expire(at(150));
+        assert!(matches!(t.probes[2].state, State::Lost));
+        assert!(matches!(t.probes[3].state, State::Lost));
+        // Fast answers never push the wait under the floor.
+        assert!(t.answer(ids[6].1, reply(router(4), Kind::TimeExceeded), DST, at(1)));
+        assert_eq!(t.give_up_at(7), Some(now + GIVE_UP_FLOOR));
+    }
+
+    #[test]
+    fn rounds_of_statistics_always_wait_the_full_timeout() {
+        let now = Instant::now();
+        let mut t = Tracer::new(sched(3, 2, 1, 2, 8), 1);
+        let ids: Vec<u16> = t.launch(now).iter().map(|&i| t.probes[i].id).collect();
+        assert!(t.answer(ids[0], reply(router(1), Kind::TimeExceeded), DST, now));
+        t.expire(now + Duration::from_millis(1999));
+        assert!(matches!(t.probes[1].state, State::Pending));
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
     }
 }

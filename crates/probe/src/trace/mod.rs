@@ -36,6 +36,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::time::Instant;
 use vantage_proto::{
     Detail, Family, Kind as MeasurementKind, MeasurementResult, Outcome, Quality, SocketKind,
@@ -227,7 +228,12 @@ impl Setup {
     }
 
     async fn trace(self, spec: &TraceSpec, cx: &Context) -> MeasurementResult {
-        sock::settle_rx_stamps().await;
+        // The kernel turns receive stamps on for the whole system a moment after the first
+        // socket asks (our sockets just did). Waiting for that costs a one-shot trace on a LAN
+        // more than the trace itself (1–3 ms measured), so only check once, without waiting:
+        // answers that arrive before the switch are timed in user space, and `quality` says so.
+        // Long-running processes (agents, mtr rounds after the first) keep stamping on.
+        let _ = sock::settle_rx_stamps().now_or_never();
         let window = match spec.protocol {
             // The destination's port unreachables are rate-limited like routers' errors:
             // send fewer probes past it.
@@ -243,6 +249,7 @@ impl Setup {
             interval: Duration::from_secs_f64(spec.interval),
             timeout: Duration::from_secs_f64(spec.timeout),
             window,
+            adaptive: spec.rounds == 1,
         };
         let mut run = Run {
             setup: &self,
@@ -624,6 +631,7 @@ impl Run<'_> {
             }
         }
         let mut seen = HashSet::new();
+        let now = Instant::now();
         for (a, rx, rx_kernel) in answers {
             let Some(p) = self.tracer.pending_probe(a.id) else {
                 continue;
@@ -643,7 +651,7 @@ impl Run<'_> {
                 rx_kernel,
                 mpls: a.mpls,
             };
-            if self.tracer.answer(a.id, reply, wire.dst)
+            if self.tracer.answer(a.id, reply, wire.dst, now)
                 && let Some(n) = &mut self.names
                 && seen.insert(from)
             {

@@ -173,6 +173,7 @@ mod tests {
             id: 1,
             sent,
             tx: None,
+            launched: tokio::time::Instant::now(),
             state: match answer {
                 None => State::Lost,
                 Some((ip, ms)) => State::Answered(Box::new(Reply {
