@@ -539,3 +539,79 @@ fn a_trace_without_raw_socket_rights_fails_with_a_sentence() {
         "{e}"
     );
 }
+
+#[test]
+fn concurrent_traces_in_one_process_keep_their_answers_apart() {
+    if !privileged("concurrent_traces_in_one_process_keep_their_answers_apart") {
+        return;
+    }
+    // Every raw ICMP socket of the process sees every ICMP error: six traces at once (three
+    // protocols, two families) must each take only their own.
+    let (net, routers) = chain(3);
+    let v4 = expected_hops(&net, &routers, Family::Ipv4);
+    let v6 = expected_hops(&net, &routers, Family::Ipv6);
+    let mut specs = Vec::new();
+    for want in [&v4, &v6] {
+        for protocol in [TraceProtocol::Icmp, TraceProtocol::Udp, TraceProtocol::Tcp] {
+            let mut s = spec(*want.last().unwrap(), protocol);
+            s.probes = 1;
+            specs.push(MeasurementSpec::Trace(s));
+        }
+    }
+    let results = net.ns("client").block_on(async move {
+        vantage_probe::sock::settle_rx_stamps().await;
+        vantage_probe::run_many(&specs, &Context::default()).await
+    });
+    assert_eq!(results.len(), 6);
+    for (i, r) in results.iter().enumerate() {
+        let want = if i < 3 { &v4 } else { &v6 };
+        let Some(Detail::Trace(d)) = &r.detail else {
+            panic!("trace {i}: {:?}", r.error)
+        };
+        let got: Vec<IpAddr> = d
+            .hops
+            .iter()
+            .flat_map(|h| h.addrs.iter().map(|a| a.ip))
+            .collect();
+        assert_eq!(&got, want, "trace {i} ({:?})", d.protocol);
+        assert!(
+            d.hops.iter().all(|h| (h.sent, h.received) == (1, 1)),
+            "trace {i}"
+        );
+    }
+}
+
+#[test]
+fn the_asn_extension_point_fills_in_every_responding_address() {
+    if !privileged("the_asn_extension_point_fills_in_every_responding_address") {
+        return;
+    }
+    struct Private;
+    impl vantage_probe::HopEnricher for Private {
+        fn enrich(&self, addr: &mut vantage_proto::TraceAddr) {
+            if let IpAddr::V4(v4) = addr.ip
+                && v4.is_private()
+            {
+                addr.asn = Some(64512);
+                addr.as_name = Some(format!("private {}", v4.octets()[2]));
+            }
+        }
+    }
+    let (net, routers) = chain(2);
+    let want = expected_hops(&net, &routers, Family::Ipv4);
+    let (mut r, _) = run_in(&net, "client", spec(want[2], TraceProtocol::Icmp));
+    vantage_probe::enrich_trace(&mut r, &Private);
+    let Some(Detail::Trace(d)) = &r.detail else {
+        panic!()
+    };
+    let names: Vec<Option<String>> = d.hops.iter().map(|h| h.addrs[0].as_name.clone()).collect();
+    assert_eq!(
+        names,
+        vec![
+            Some("private 1".to_string()),
+            Some("private 2".to_string()),
+            Some("private 3".to_string())
+        ]
+    );
+    assert!(d.hops.iter().all(|h| h.addrs[0].asn == Some(64512)));
+}

@@ -271,3 +271,31 @@ fn without_raw_socket_rights_trace_exits_2_and_says_how_to_grant_them() {
         text(&out)
     );
 }
+
+#[test]
+fn hop_names_come_from_the_system_resolver_unless_n_is_given() {
+    if !privileged("hop_names_come_from_the_system_resolver_unless_n_is_given") {
+        return;
+    }
+    // Loopback: one hop, named in /etc/hosts, so nothing leaves the machine.
+    let out = vantage()
+        .args(["trace", "-q", "1", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(" 1  localhost (127.0.0.1)  "), "{stdout}");
+    let out = vantage()
+        .args(["mtr", "-n", "-c", "1", "--json", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["detail"]["hops"][0]["addrs"][0].get("rdns").is_none());
+    let out = vantage()
+        .args(["mtr", "-c", "1", "--json", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["detail"]["hops"][0]["addrs"][0]["rdns"], "localhost");
+}
