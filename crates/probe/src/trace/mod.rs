@@ -156,22 +156,31 @@ impl Setup {
             ..base.clone()
         };
         let icmp = Socket::open(family, Protocol::Icmp, Mode::Raw, &icmp_opts).map_err(need_raw)?;
-        let accept: &[u8] = match family {
-            Family::Ipv4 => &[
-                icmp::V4_ECHO_REPLY,
+        // Only what can answer a probe reaches the socket: errors, and echo replies (with our
+        // identifier, filtered in the kernel) only when the probes are echo requests.
+        let mut accept: Vec<u8> = match family {
+            Family::Ipv4 => vec![
                 icmp::V4_DEST_UNREACH,
                 icmp::V4_TIME_EXCEEDED,
                 icmp::V4_PARAM_PROBLEM,
             ],
-            Family::Ipv6 => &[
-                icmp::V6_ECHO_REPLY,
+            Family::Ipv6 => vec![
                 icmp::V6_DEST_UNREACH,
                 icmp::V6_PACKET_TOO_BIG,
                 icmp::V6_TIME_EXCEEDED,
                 icmp::V6_PARAM_PROBLEM,
             ],
         };
-        icmp.set_icmp_filter(accept)
+        let ident: u16 = rand::random();
+        if spec.protocol == TraceProtocol::Icmp {
+            accept.push(match family {
+                Family::Ipv4 => icmp::V4_ECHO_REPLY,
+                Family::Ipv6 => icmp::V6_ECHO_REPLY,
+            });
+            icmp.set_echo_id_filter(ident)
+                .map_err(|e| Error::socket("cannot filter the ICMP socket", e))?;
+        }
+        icmp.set_icmp_filter(&accept)
             .map_err(|e| Error::socket("cannot filter the ICMP socket", e))?;
         let l4_opts = Options {
             tos: spec.tos,
@@ -211,7 +220,7 @@ impl Setup {
                 src,
                 dst,
                 dport,
-                ident: rand::random(),
+                ident,
                 cookie: rand::random(),
                 size,
             },
