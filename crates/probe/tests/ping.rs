@@ -179,9 +179,30 @@ fn ping_without_privilege_uses_the_datagram_socket_and_says_so() {
     );
 }
 
-/// A router with an `unreachable` route answers with ICMP host unreachable: outcome
-/// `unreachable`, the sentence names the router; a `blackhole` route answers nothing: outcome
-/// `timeout`, every request lost. Both socket kinds, both families.
+/// Loads an nftables ruleset into a node.
+fn nft(net: &Topology, node: &str, ruleset: &str) {
+    use std::io::Write;
+    let mut child = net
+        .ns(node)
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ruleset.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft refused {ruleset}");
+}
+
+/// A router that rejects forwarded requests answers with ICMP host / address unreachable:
+/// outcome `unreachable`, the sentence names the router; a `blackhole` route answers nothing:
+/// outcome `timeout`, every request lost. Both socket kinds, both families. The rejects come
+/// from nftables rather than `unreachable` routes because the kernel's route-error limiter
+/// (`net.ipv4.route.error_cost`, global, not per namespace) would swallow some of them.
 #[test]
 fn ping_reports_icmp_errors_and_timeouts() {
     if !privileged("ping_reports_icmp_errors_and_timeouts") {
@@ -198,16 +219,22 @@ fn ping_reports_icmp_errors_and_timeouts() {
         .build()
         .unwrap();
     let r = net.ns("r");
-    for args in [
-        ["route", "add", "unreachable", "10.62.0.0/16"],
-        ["route", "add", "blackhole", "10.63.0.0/16"],
-    ] {
-        r.ip(&args).unwrap();
-    }
-    r.ip(&["-6", "route", "add", "unreachable", "fd00:62::/64"])
+    let h4 = net.link_v4("h", "r").to_string();
+    let h6 = net.link_v6("h", "r").to_string();
+    r.ip(&["route", "add", "10.62.0.0/16", "via", &h4]).unwrap();
+    r.ip(&["-6", "route", "add", "fd00:62::/64", "via", &h6])
+        .unwrap();
+    r.ip(&["route", "add", "blackhole", "10.63.0.0/16"])
         .unwrap();
     r.ip(&["-6", "route", "add", "blackhole", "fd00:63::/64"])
         .unwrap();
+    nft(
+        &net,
+        "r",
+        "table inet ping_test {\n chain ping_forward {\n type filter hook forward priority 0;\n \
+         ip daddr 10.62.0.0/16 reject with icmp type host-unreachable\n \
+         ip6 daddr fd00:62::/64 reject with icmpv6 type addr-unreachable\n }\n}\n",
+    );
     let router_v4 = net.link_v4("r", "h").to_string();
     let router_v6 = net.link_v6("r", "h").to_string();
     for privilege in [Privilege::Raw, Privilege::Unprivileged] {
@@ -374,6 +401,8 @@ fn ping_socket_options_reach_the_wire() {
         .host("t")
         .link("h", "r", Link::v4("10.64.1.0/24"))
         .link("r", "t", Link::v4("10.64.2.0/24"))
+        // Both "time exceeded" errors must come back, not only the first of a burst.
+        .sysctl("r", "net.ipv4.icmp_ratelimit", "0")
         .build()
         .unwrap();
     let t = net.v4("t").to_string();

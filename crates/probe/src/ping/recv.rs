@@ -59,6 +59,7 @@ pub struct RecvLog {
 /// Receiving state of one shard.
 #[derive(Debug)]
 pub struct Receiver {
+    family: Family,
     mode: Mode,
     ident: u16,
     log: RecvLog,
@@ -75,6 +76,7 @@ impl Receiver {
         let buf_len = usize::from(max_size) + 128;
         let capacity = if buf_len > 8192 { 8 } else { MAX_BATCH };
         Receiver {
+            family: plan.key.family,
             mode,
             ident,
             log: RecvLog {
@@ -251,6 +253,10 @@ impl Receiver {
     }
 
     fn error(&mut self, n: usize, from: Option<IpAddr>, icmp_type: u8, code: u8, info: u32) {
+        if !icmp::is_delivery_failure(self.family, icmp_type) {
+            // A redirect or source quench: the request went on, its reply may still come.
+            return;
+        }
         self.log.errors.push(ErrorRec {
             n: n as u32,
             from,

@@ -215,6 +215,22 @@ pub fn is_error(family: Family, icmp_type: u8) -> bool {
     }
 }
 
+/// Whether an ICMP error says the datagram did not arrive (unreachable, time or hop limit
+/// exceeded, parameter problem, too big). Redirects and source quenches are advice to the
+/// sender: the datagram was still forwarded.
+pub fn is_delivery_failure(family: Family, icmp_type: u8) -> bool {
+    match family {
+        Family::Ipv4 => matches!(
+            icmp_type,
+            V4_DEST_UNREACH | V4_TIME_EXCEEDED | V4_PARAM_PROBLEM
+        ),
+        Family::Ipv6 => matches!(
+            icmp_type,
+            V6_DEST_UNREACH | V6_PACKET_TOO_BIG | V6_TIME_EXCEEDED | V6_PARAM_PROBLEM
+        ),
+    }
+}
+
 /// The start of the datagram an ICMP error quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted<'a> {
