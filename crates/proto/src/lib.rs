@@ -16,10 +16,14 @@ mod dns;
 mod endpoint;
 /// HTTP measurement spec and detail.
 mod http;
+/// Agent ⇄ server link messages and the enrolment exchange.
+pub mod link;
 /// ICMP echo measurement spec and detail.
 mod ping;
 /// The result envelope, outcome taxonomy and quality metadata.
 mod result;
+/// Agent selectors: grammar, validation and selection.
+pub mod selector;
 /// The closed set of measurement kinds.
 mod spec;
 /// Latency statistics computed from per-packet samples.
@@ -43,6 +47,7 @@ pub use ping::{PingDetail, PingReply, PingSpec};
 pub use result::{
     Detail, MeasurementResult, Outcome, PacingQuality, Quality, SocketKind, TimestampSource,
 };
+pub use selector::{AgentFacts, Selection, Selector, SelectorError};
 pub use spec::{Kind, MeasurementSpec};
 pub use stats::{RttStats, percentile};
 pub use tcp::{PortProbe, PortSummary, ProbeStatus, TcpDetail, TcpMode, TcpSpec};
