@@ -24,6 +24,8 @@ pub mod overrides;
 pub mod rdap;
 /// Reverse DNS with a cache.
 pub mod rdns;
+/// Which addresses WHOIS and RDAP may connect to.
+pub mod reach;
 /// The `Lookup` service over a data directory.
 mod service;
 /// IANA special-purpose addresses and AS numbers.

@@ -3,10 +3,11 @@
 //! (Frankfurt)" everywhere.
 //!
 //! Decisions: [`AsnOverrides`] is an in-memory map behind a read-write lock, cheap enough to
-//! consult on every lookup (trace hops, flow enrichment). Persistence is separate: the CLI keeps
-//! the table in a JSON file in the data directory ([`OverrideFile`]); the server keeps it in its
-//! database and calls [`AsnOverrides::replace_all`] at start and [`AsnOverrides::set`] /
-//! [`AsnOverrides::remove`] after each write, so both share the rules in this module.
+//! consult on every lookup (trace hops, flow enrichment). Persistence is separate: the table
+//! lives in one JSON file in the data directory ([`OverrideFile`]), which the CLI and the server
+//! share (the server's data directory is the one lookups read), so a name set through
+//! `vantage asn --set-name` or through `PUT /api/v1/asn-overrides/{asn}` shows in both. The server
+//! re-reads the file when it changes on disk ([`AsnOverrides::replace_all`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -19,10 +19,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::reach::Reach;
 use crate::whois::{QueryKind, WhoisQuery, detect};
 
 /// Time allowed for one RDAP request (including redirects).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Redirects followed at most.
+pub const MAX_REDIRECTS: usize = 5;
 /// Largest answer accepted.
 pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 /// Where `vantage data update rdap` fetches the bootstrap files from by default.
@@ -473,26 +476,58 @@ pub struct RdapClient {
     http: reqwest::Client,
     bootstrap: Arc<Bootstrap>,
     timeout: Duration,
+    reach: Reach,
 }
 
 impl RdapClient {
     /// A client using `bootstrap`, with a per-request timeout.
     pub fn new(bootstrap: Arc<Bootstrap>, timeout: Duration) -> Result<RdapClient> {
-        let http = reqwest::Client::builder()
+        Self::with_reach(bootstrap, timeout, Reach::anywhere())
+    }
+
+    /// A client that connects only where `reach` allows: every resolved address, every URL
+    /// with an address for a host, and every redirect target are checked.
+    pub fn with_reach(
+        bootstrap: Arc<Bootstrap>,
+        timeout: Duration,
+        reach: Reach,
+    ) -> Result<RdapClient> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::limited(5))
             .user_agent(concat!(
                 "vantage/",
                 env!("CARGO_PKG_VERSION"),
                 " (RDAP client)"
-            ))
+            ));
+        if reach.is_restricted() {
+            let policy = reach.clone();
+            builder =
+                builder
+                    .dns_resolver(reach.resolver())
+                    .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                        if attempt.previous().len() >= MAX_REDIRECTS {
+                            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                        }
+                        match literal_host(attempt.url()) {
+                            Some(ip) if !policy.permits(ip) => {
+                                let e = policy.refusal(attempt.url().as_str(), ip);
+                                attempt.error(e.to_string())
+                            }
+                            _ => attempt.follow(),
+                        }
+                    }));
+        } else {
+            builder = builder.redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS));
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Upstream(format!("cannot set up the HTTP client: {e}")))?;
         Ok(RdapClient {
             http,
             bootstrap,
             timeout,
+            reach,
         })
     }
 
@@ -525,6 +560,14 @@ impl RdapClient {
                 .ok_or_else(|| no_service(&q))?,
         };
         let url = format!("{}/{}", base.trim_end_matches('/'), path_for(&q));
+        if let Some(ip) = reqwest::Url::parse(&url)
+            .ok()
+            .as_ref()
+            .and_then(literal_host)
+            && !self.reach.permits(ip)
+        {
+            return Err(self.reach.refusal(&base, ip));
+        }
         let (final_url, raw) = self.get_json(&url).await?;
         if let Some(class) = raw.get("objectClassName").and_then(Value::as_str)
             && raw.get("errorCode").is_none()
@@ -616,7 +659,10 @@ impl RdapClient {
         } else if e.is_connect() {
             Error::Upstream(format!("cannot connect to {host}: {}", root_cause(&e)))
         } else if e.is_redirect() {
-            Error::Upstream(format!("{host} redirected too many times"))
+            Error::Upstream(format!(
+                "{host} redirected elsewhere, and the redirect was not followed: {}",
+                root_cause(&e)
+            ))
         } else {
             Error::Upstream(format!("request to {host} failed: {}", root_cause(&e)))
         }
@@ -662,6 +708,15 @@ fn rdap_error(url: &str, status: Option<u16>, v: &Value) -> Error {
         "HTTP 400" | "HTTP 422" => Error::Invalid(msg),
         _ => Error::Upstream(msg),
     }
+}
+
+/// The address of a URL whose host is an address (name resolution does not see those).
+fn literal_host(url: &reqwest::Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Addresses no registry holds (private, loopback, documentation …) are answered locally.

@@ -24,6 +24,7 @@ use crate::oui::{OuiMatch, OuiSearch, OuiTable, read_ieee_csv};
 use crate::overrides::{AsnOverride, AsnOverrides, NameSource, OverrideFile};
 use crate::rdap::{Bootstrap, RdapAnswer, RdapClient};
 use crate::rdns::{PtrAnswer, ReverseDns};
+use crate::reach::Reach;
 use crate::special::{AsnClassification, Classification, classify, classify_asn};
 use crate::whois::{Server, WhoisAnswer, WhoisClient};
 
@@ -186,6 +187,7 @@ pub struct Lookup {
     override_file: Option<OverrideFile>,
     whois: WhoisClient,
     rdap_timeout: std::time::Duration,
+    rdap_reach: Reach,
     rdns: Slot<ReverseDns>,
 }
 
@@ -197,8 +199,7 @@ impl Lookup {
         Ok(Self::build(dir, overrides, Some(file)))
     }
 
-    /// Lookups over `dir` with an override table the caller keeps (and persists) itself — the
-    /// server backs it with its database.
+    /// Lookups over `dir` with an override table the caller keeps (and persists) itself.
     pub fn with_overrides(dir: DataDir, overrides: Arc<AsnOverrides>) -> Lookup {
         Self::build(dir, overrides, None)
     }
@@ -214,6 +215,7 @@ impl Lookup {
             override_file: file,
             whois: WhoisClient::new(),
             rdap_timeout: crate::rdap::DEFAULT_TIMEOUT,
+            rdap_reach: Reach::anywhere(),
             rdns: Slot::default(),
         }
     }
@@ -226,6 +228,11 @@ impl Lookup {
     /// Uses this timeout for RDAP requests.
     pub fn set_rdap_timeout(&mut self, t: std::time::Duration) {
         self.rdap_timeout = t;
+    }
+
+    /// Limits where RDAP requests may connect (WHOIS takes its own in [`Lookup::set_whois`]).
+    pub fn set_rdap_reach(&mut self, reach: Reach) {
+        self.rdap_reach = reach;
     }
 
     /// Uses this reverse-DNS resolver instead of the system one.
@@ -463,7 +470,11 @@ impl Lookup {
 
     /// RDAP, through the bootstrap files or at `server` (a base URL).
     pub async fn rdap(&self, query: &str, server: Option<&str>) -> Result<RdapAnswer> {
-        let client = RdapClient::new(self.bootstrap()?, self.rdap_timeout)?;
+        let client = RdapClient::with_reach(
+            self.bootstrap()?,
+            self.rdap_timeout,
+            self.rdap_reach.clone(),
+        )?;
         client.query(query, server).await
     }
 

@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::asn::parse_asn;
 use crate::error::{Error, Result};
+use crate::reach::Reach;
 
 /// The first server asked unless told otherwise.
 pub const DEFAULT_SERVER: &str = "whois.iana.org";
@@ -277,6 +278,7 @@ pub struct WhoisClient {
     max_hops: usize,
     follow: bool,
     resolve: HashMap<String, SocketAddr>,
+    reach: Reach,
 }
 
 impl Default for WhoisClient {
@@ -286,6 +288,7 @@ impl Default for WhoisClient {
             max_hops: DEFAULT_MAX_HOPS,
             follow: true,
             resolve: HashMap::new(),
+            reach: Reach::anywhere(),
         }
     }
 }
@@ -318,6 +321,13 @@ impl WhoisClient {
     /// WHOIS through a relay, and for tests).
     pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
         self.resolve.insert(host.to_ascii_lowercase(), addr);
+        self
+    }
+
+    /// Limits the addresses servers may be reached at (referrals come from remote answers).
+    /// Servers given to [`WhoisClient::resolve`] are configured by the operator and exempt.
+    pub fn reach(mut self, reach: Reach) -> Self {
+        self.reach = reach;
         self
     }
 
@@ -440,18 +450,21 @@ impl WhoisClient {
     async fn connect(&self, server: &Server) -> Result<TcpStream> {
         let addrs: Vec<SocketAddr> = match self.resolve.get(&server.host) {
             Some(a) => vec![*a],
-            None => match server.host.parse::<IpAddr>() {
-                Ok(ip) => vec![SocketAddr::new(ip, server.port)],
-                Err(_) => tokio::net::lookup_host((server.host.as_str(), server.port))
-                    .await
-                    .map_err(|e| {
-                        Error::Upstream(format!(
-                            "cannot resolve the WHOIS server name {}: {e}",
-                            server.host
-                        ))
-                    })?
-                    .collect(),
-            },
+            None => self.reach.filter(
+                &server.to_string(),
+                match server.host.parse::<IpAddr>() {
+                    Ok(ip) => vec![SocketAddr::new(ip, server.port)],
+                    Err(_) => tokio::net::lookup_host((server.host.as_str(), server.port))
+                        .await
+                        .map_err(|e| {
+                            Error::Upstream(format!(
+                                "cannot resolve the WHOIS server name {}: {e}",
+                                server.host
+                            ))
+                        })?
+                        .collect(),
+                },
+            )?,
         };
         let mut last = None;
         for a in addrs {

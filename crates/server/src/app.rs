@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::Error;
+use crate::api::lookup::LookupService;
 use crate::api::types::{EntryCounts, EntryView};
 use crate::config::ServerConfig;
 use crate::hub::Hub;
@@ -100,6 +101,8 @@ pub struct App {
     pub agent_url: String,
     /// Cancelled when the server stops.
     pub shutdown: CancellationToken,
+    /// Lookups over the data directory (the lookup API).
+    pub lookup: LookupService,
 }
 
 impl App {
@@ -113,6 +116,7 @@ impl App {
         revoked: HashSet<Uuid>,
         agent_url: String,
         shutdown: CancellationToken,
+        lookup: LookupService,
     ) -> App {
         let (events, _) = broadcast::channel(8192);
         let tokens = tokens
@@ -140,6 +144,7 @@ impl App {
             revoked: Arc::new(RwLock::new(revoked)),
             agent_url,
             shutdown,
+            lookup,
         }
     }
 

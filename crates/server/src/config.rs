@@ -5,11 +5,13 @@
 //! file are rejected with the key named, and every value is range-checked once in
 //! [`ServerConfig::validate`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -67,6 +69,65 @@ pub struct ServerConfig {
     /// yet, one is created on first start and printed once.
     #[serde(skip_serializing)]
     pub admin_token: Option<String>,
+    /// The lookup API (`[lookup]` in the file): which WHOIS, RDAP and DNS servers it may ask.
+    pub lookup: LookupConfig,
+}
+
+/// Settings of the lookup API. Requests never choose servers: WHOIS starts at `whois_server`,
+/// RDAP follows the bootstrap files of the data directory, reverse DNS asks `rdns_servers` (or
+/// the system resolver); referrals and redirects are followed only to public addresses and to
+/// `allowed_networks`, so a crafted remote answer cannot steer the server into internal networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LookupConfig {
+    /// The first WHOIS server asked (`HOST` or `HOST:PORT`).
+    pub whois_server: String,
+    /// WHOIS server names sent to a fixed address instead of being resolved (a relay or an
+    /// internal mirror); these are trusted as configured.
+    pub whois_relays: BTreeMap<String, SocketAddr>,
+    /// Seconds allowed per WHOIS server.
+    pub whois_timeout: f64,
+    /// Seconds allowed per RDAP request.
+    pub rdap_timeout: f64,
+    /// DNS servers for reverse lookups; empty = the system resolver.
+    pub rdns_servers: Vec<SocketAddr>,
+    /// Non-public networks WHOIS and RDAP may nevertheless connect to.
+    pub allowed_networks: Vec<IpNet>,
+}
+
+impl Default for LookupConfig {
+    fn default() -> Self {
+        LookupConfig {
+            whois_server: vantage_lookup::whois::DEFAULT_SERVER.into(),
+            whois_relays: BTreeMap::new(),
+            whois_timeout: vantage_lookup::whois::DEFAULT_TIMEOUT.as_secs_f64(),
+            rdap_timeout: vantage_lookup::rdap::DEFAULT_TIMEOUT.as_secs_f64(),
+            rdns_servers: Vec::new(),
+            allowed_networks: Vec::new(),
+        }
+    }
+}
+
+impl LookupConfig {
+    fn validate(&self) -> Result<(), Error> {
+        vantage_lookup::whois::Server::parse(&self.whois_server)
+            .map_err(|e| Error::Config(format!("lookup.whois_server: {e}")))?;
+        for host in self.whois_relays.keys() {
+            vantage_lookup::whois::Server::parse(host)
+                .map_err(|e| Error::Config(format!("lookup.whois_relays: {e}")))?;
+        }
+        for (name, v) in [
+            ("lookup.whois_timeout", self.whois_timeout),
+            ("lookup.rdap_timeout", self.rdap_timeout),
+        ] {
+            if !v.is_finite() || !(0.1..=120.0).contains(&v) {
+                return Err(Error::Config(format!(
+                    "{name} is {v} s; use a value from 0.1 to 120 seconds"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -84,6 +145,7 @@ impl Default for ServerConfig {
             max_unacked: 256,
             enrollment_token_ttl: 3600.0,
             admin_token: None,
+            lookup: LookupConfig::default(),
         }
     }
 }
@@ -186,7 +248,7 @@ impl ServerConfig {
                     .into(),
             ));
         }
-        Ok(())
+        self.lookup.validate()
     }
 }
 
@@ -240,5 +302,34 @@ mod tests {
         let e = ServerConfig::load(Some(&dir.path().join("missing.toml")), &Default::default())
             .unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn lookup_section_parses_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[lookup]\nwhois_server = \"whois.ripe.net\"\nallowed_networks = [\"10.9.0.0/16\"]\n\
+             rdns_servers = [\"[2001:db8::53]:53\"]\n\
+             [lookup.whois_relays]\n\"whois.iana.org\" = \"10.9.0.43:43\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load(Some(&path), &ServerOverrides::default()).unwrap();
+        assert_eq!(c.lookup.whois_server, "whois.ripe.net");
+        assert_eq!(c.lookup.allowed_networks, ["10.9.0.0/16".parse().unwrap()]);
+        assert_eq!(
+            c.lookup.whois_relays["whois.iana.org"],
+            "10.9.0.43:43".parse().unwrap()
+        );
+        assert_eq!(c.lookup.rdns_servers.len(), 1);
+        assert_eq!(c.lookup.rdap_timeout, 15.0);
+
+        std::fs::write(&path, "[lookup]\nwhois_host = \"x\"\n").unwrap();
+        let e = ServerConfig::load(Some(&path), &ServerOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("whois_host"), "{e}");
+        std::fs::write(&path, "[lookup]\nwhois_server = \"a b\"\n").unwrap();
+        let e = ServerConfig::load(Some(&path), &ServerOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("lookup.whois_server"), "{e}");
     }
 }

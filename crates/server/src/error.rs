@@ -69,6 +69,9 @@ pub enum Error {
     /// The API could not be reached, or answered something unexpected.
     #[error("{0}")]
     Client(String),
+    /// The lookup data or the lookup servers' settings cannot be used.
+    #[error("lookups: {0}")]
+    Lookup(String),
     /// The built-in local agent could not be set up.
     #[error("built-in local agent: {0}")]
     LocalAgent(String),

@@ -120,6 +120,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
         revoked,
         agent_url.clone(),
         shutdown.clone(),
+        api::lookup::LookupService::open(&config)?,
     ));
 
     let mut first_admin_token = None;

@@ -494,9 +494,15 @@ async fn bad_input_on_every_endpoint_gets_a_clear_4xx_and_stores_nothing() {
     assert_eq!(s, 202, "{v}");
 }
 
-/// Replaces `{id}` in a documented path with a syntactically valid id.
+/// Replaces `{id}` in a documented path with a syntactically valid id, and the lookup
+/// parameters with values answered without any network traffic (invalid queries are refused
+/// before a WHOIS, RDAP or DNS server is asked).
 fn concrete(path: &str) -> String {
     path.replace("{id}", "0190a5e0-0000-7000-8000-000000000000")
+        .replace("{mac}", "00:00:0c:12:34:56")
+        .replace("{ip}", "not-an-address")
+        .replace("{asn}", "AS64500")
+        .replace("{query}", "-invalid")
 }
 
 #[tokio::test]
@@ -517,14 +523,16 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
                 "{method} {path}"
             );
             // Every path parameter is declared.
-            if path.contains("{id}") {
-                let params = op["parameters"].as_array().unwrap();
-                assert!(
-                    params
-                        .iter()
-                        .any(|p| p["name"] == "id" && p["in"] == "path"),
-                    "{method} {path}"
-                );
+            for name in ["id", "mac", "ip", "asn", "query"] {
+                if path.contains(&format!("{{{name}}}")) {
+                    let params = op["parameters"].as_array().unwrap();
+                    assert!(
+                        params
+                            .iter()
+                            .any(|p| p["name"] == name && p["in"] == "path"),
+                        "{method} {path}"
+                    );
+                }
             }
             // Authenticated routes say so.
             if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
@@ -542,6 +550,18 @@ async fn the_openapi_document_is_valid_and_covers_every_route() {
         ("/api/v1/agents/{id}", "PATCH"),
         ("/api/v1/agents/{id}", "DELETE"),
         ("/api/v1/enrollment-tokens", "POST"),
+        ("/api/v1/lookup/ipcalc", "GET"),
+        ("/api/v1/lookup/oui", "GET"),
+        ("/api/v1/lookup/oui/{mac}", "GET"),
+        ("/api/v1/lookup/ip/{ip}", "GET"),
+        ("/api/v1/lookup/asn/{asn}", "GET"),
+        ("/api/v1/lookup/whois/{query}", "GET"),
+        ("/api/v1/lookup/rdap/{query}", "GET"),
+        ("/api/v1/asn-overrides", "GET"),
+        ("/api/v1/asn-overrides", "POST"),
+        ("/api/v1/asn-overrides/{asn}", "GET"),
+        ("/api/v1/asn-overrides/{asn}", "PUT"),
+        ("/api/v1/asn-overrides/{asn}", "DELETE"),
         ("/api/v1/openapi.json", "GET"),
         ("/healthz", "GET"),
         ("/readyz", "GET"),

@@ -10,6 +10,8 @@
 
 /// `/agents` and `/enrollment-tokens`.
 mod agents;
+/// `/lookup/*` and `/asn-overrides`: lookups over the data directory.
+pub(crate) mod lookup;
 /// `/measurements`, including the live stream.
 mod measurements;
 /// Health, readiness, metrics and the OpenAPI document.
@@ -231,6 +233,7 @@ async fn auth(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Resp
     tags(
         (name = "measurements", description = "On-demand measurements from many agents"),
         (name = "agents", description = "Agents and their enrolment"),
+        (name = "lookup", description = "IP calculator, MAC vendors, IP and AS facts, WHOIS, RDAP and local AS names"),
         (name = "system", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -273,7 +276,20 @@ fn routers() -> (OpenApiRouter<Arc<App>>, OpenApiRouter<Arc<App>>) {
         .routes(routes!(measurements::stream))
         .routes(routes!(agents::list))
         .routes(routes!(agents::get_one, agents::patch, agents::revoke))
-        .routes(routes!(agents::create_enrollment_token));
+        .routes(routes!(agents::create_enrollment_token))
+        .routes(routes!(lookup::ipcalc))
+        .routes(routes!(lookup::oui_search))
+        .routes(routes!(lookup::oui))
+        .routes(routes!(lookup::ip))
+        .routes(routes!(lookup::asn))
+        .routes(routes!(lookup::whois))
+        .routes(routes!(lookup::rdap))
+        .routes(routes!(lookup::overrides_list, lookup::overrides_create))
+        .routes(routes!(
+            lookup::overrides_get,
+            lookup::overrides_put,
+            lookup::overrides_delete
+        ));
     let open = OpenApiRouter::new()
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
