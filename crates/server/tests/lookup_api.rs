@@ -265,6 +265,16 @@ async fn lookups_answer_from_the_servers_data_directory() {
     }
 }
 
+/// Method, path, token, body, expected status and error code.
+type WriteCase<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn bad_input_gets_a_4xx_and_stores_nothing() {
     let dns = fake_dns().await;
@@ -378,7 +388,7 @@ async fn bad_input_gets_a_4xx_and_stores_nothing() {
         );
     }
     // Writes with bad bodies, bad numbers, bad names, no token or a read-only token.
-    let writes: &[(&str, &str, Option<&str>, Option<&str>, u16, &str)] = &[
+    let writes: &[WriteCase] = &[
         (
             "PUT",
             "/api/v1/asn-overrides/64500",
