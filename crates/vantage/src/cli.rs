@@ -1,7 +1,7 @@
 //! Argument definitions. Each measurement subcommand maps its flags onto the kind's spec in
 //! `vantage-proto`, so the CLI, the REST API and agents share one meaning and one validation.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -64,6 +64,14 @@ pub enum Command {
     /// Request a URL and time each phase: DNS, TCP connect, TLS, time to first byte, download.
     #[command(after_help = HTTP_EXAMPLES)]
     Http(HttpArgs),
+    /// Run the Vantage server: REST API, agent port, built-in CA, storage, a built-in agent.
+    #[command(after_help = SERVER_EXAMPLES)]
+    Server(ServerArgs),
+    /// Run an agent enrolled with a server, or enrol it (`vantage agent enroll`).
+    Agent(vantage_agent::cli::AgentArgs),
+    /// List the agents a server knows: status, location, labels, version, last seen.
+    #[command(after_help = AGENTS_EXAMPLES)]
+    Agents(AgentsArgs),
 }
 
 impl Command {
@@ -73,6 +81,95 @@ impl Command {
     pub fn single_threaded(&self) -> bool {
         matches!(self, Command::Trace(_) | Command::Mtr(_))
     }
+
+    /// Whether the command is a long-running service, whose operators expect its informational
+    /// log lines by default.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Command::Server(_) | Command::Agent(_))
+    }
+}
+
+const SERVER_EXAMPLES: &str = "Examples:
+  vantage server                                   API on 127.0.0.1:7780, agents on 127.0.0.1:7781, data in ./vantage-data
+  vantage server --listen 0.0.0.0:7780 --agent-listen 0.0.0.0:7781 --agent-url https://vantage.example.net:7781
+  vantage server --config /etc/vantage/server.toml --no-local-agent
+  VANTAGE_ADMIN_TOKEN=$(openssl rand -hex 24) vantage server --json
+
+On first start it creates its CA and an admin API token, and prints the token once (unless
+VANTAGE_ADMIN_TOKEN gives one). Precedence: flags, then VANTAGE_* variables (VANTAGE_DATA_DIR,
+VANTAGE_LISTEN, VANTAGE_AGENT_LISTEN, VANTAGE_LOCAL_AGENT, VANTAGE_AGENT_URL …), then the TOML
+file of --config (keys as in the variables, lower case), then the defaults. Stops on Ctrl-C or
+SIGTERM.";
+
+const AGENTS_EXAMPLES: &str = "Examples:
+  vantage agents --server http://127.0.0.1:7780 --token $TOKEN
+  VANTAGE_SERVER=http://vantage.example.net:7780 VANTAGE_TOKEN=... vantage agents --json
+
+The server URL and token come from --server/--token, else VANTAGE_SERVER/VANTAGE_TOKEN, else the
+client file ($VANTAGE_CLIENT_CONFIG, or ~/.config/vantage/client.toml with server = \"...\" and
+token = \"...\"); the URL defaults to http://127.0.0.1:7780.";
+
+const REMOTE_HELP: &str = "Remote agents (through a Vantage server)";
+
+/// Where a Vantage server's API is and how to authenticate to it. Missing values come from
+/// `VANTAGE_SERVER` / `VANTAGE_TOKEN`, then the client file (see `vantage agents --help`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerConnArgs {
+    /// The server's API URL [default: $VANTAGE_SERVER, the client file, http://127.0.0.1:7780].
+    #[arg(id = "server_url", long = "server", value_name = "URL", help_heading = REMOTE_HELP)]
+    pub url: Option<String>,
+    /// API token [default: $VANTAGE_TOKEN, the client file].
+    #[arg(long, value_name = "TOKEN", help_heading = REMOTE_HELP)]
+    pub token: Option<String>,
+}
+
+/// `--from SELECTOR`: run the measurement on remote agents through a server instead of here.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteArgs {
+    /// Run on the agents SELECTOR chooses, through the server, and print one row per agent:
+    /// all, name:lab-1, country:DE@3, env:prod+asn:3320, msm:<id> (',' OR, '+' AND, '@N' at most N).
+    #[arg(long, value_name = "SELECTOR", help_heading = REMOTE_HELP)]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub conn: ServerConnArgs,
+}
+
+/// `vantage server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Directory of the database, the CA and the built-in agent [default: ./vantage-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// REST API address (port 0: any free port, printed at start) [default: 127.0.0.1:7780].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Agent (mutual TLS) address [default: 127.0.0.1:7781].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub agent_listen: Option<SocketAddr>,
+    /// The URL agents dial, written into enrolment commands [default: https://<agent address>].
+    #[arg(long, value_name = "URL")]
+    pub agent_url: Option<String>,
+    /// Do not run the built-in local agent.
+    #[arg(long)]
+    pub no_local_agent: bool,
+    /// TOML configuration file (keys: data_dir, listen, agent_listen, local_agent, agent_url,
+    /// server_names, heartbeat_interval, heartbeat_timeout, result_grace, max_unacked,
+    /// enrollment_token_ttl).
+    #[arg(long, value_name = "FILE", env = "VANTAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the start-up facts (addresses, CA fingerprint, first admin token) as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vantage agents`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(flatten)]
+    pub conn: ServerConnArgs,
+    /// Print one JSON object per agent per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const PING_EXAMPLES: &str = "Examples:
@@ -80,15 +177,18 @@ const PING_EXAMPLES: &str = "Examples:
   vantage ping -c 10 -i 0.2 example.com
   vantage ping -6 -s 1400 --json example.com
   vantage ping -c 1 10.0.0.0/24            sweep a range, one packet each
-  vantage ping -c 1 -f targets.txt         one target per line ('-' reads stdin)";
+  vantage ping -c 1 -f targets.txt         one target per line ('-' reads stdin)
+  vantage ping --from 'country:DE@3' -c 5 example.com     from up to 3 agents in Germany (via the server)";
 
 const TCP_EXAMPLES: &str = "Examples:
   vantage tcp -p 443 example.com
-  vantage tcp -p 443 --syn --source-ports 33000-33015 -c 16 192.0.2.1";
+  vantage tcp -p 443 --syn --source-ports 33000-33015 -c 16 192.0.2.1
+  vantage tcp --from all -p 443 example.com             from every agent (via the server)";
 
 const UDP_EXAMPLES: &str = "Examples:
   vantage udp -p 33434 192.0.2.1
-  vantage udp -p 33434 --source-ports 40000-40003 -c 8 --json 192.0.2.1";
+  vantage udp -p 33434 --source-ports 40000-40003 -c 8 --json 192.0.2.1
+  vantage udp --from name:lab-1 -p 33434 192.0.2.1     from one agent (via the server)";
 
 const DNS_EXAMPLES: &str = "Examples:
   vantage dns example.com                       ask the system's resolvers (/etc/resolv.conf)
@@ -96,6 +196,7 @@ const DNS_EXAMPLES: &str = "Examples:
   vantage dns example.com MX @ns1.example.net --norecurse
   vantage dns example.com TYPE65 --dnssec --edns-size 1232 --json @192.0.2.53
   vantage dns --allow-private -p 5353 @127.0.0.1 www.example.test
+  vantage dns --from 'env:prod' example.com MX   from the agents labelled env=prod (via the server)
 
 Exit codes: 0 every server answered NOERROR, 1 some did not (NXDOMAIN, SERVFAIL, REFUSED,
 timeout), 2 bad input or a server refused by the destination policy.";
@@ -367,6 +468,7 @@ const TRACE_EXAMPLES: &str = "Examples:
   vantage trace -P tcp -p 443 example.com           TCP SYNs to port 443
   vantage trace -P udp --flows 8 -n 192.0.2.1       8 flows: every ECMP branch, and which flow took it
   vantage trace -6 --json example.com
+  vantage trace --from 'name:fra-*' example.com       from agents whose names start with fra- (via the server)
 
 Every TTL is probed at once and the trace ends as soon as the destination and every hop before it
 have answered. Probes keep one flow identity (Paris traceroute), so load balancers cannot invent
@@ -379,6 +481,7 @@ const MTR_EXAMPLES: &str = "Examples:
   vantage mtr -c 100 -i 0.2 -n 192.0.2.1
   vantage mtr -P udp --flows 4 -c 20 192.0.2.1      per-address statistics of each ECMP branch
   vantage mtr --json -c 5 example.com
+  vantage mtr --from all -c 10 example.com          one row per agent: hops, reached, loss and RTT at the target
 
 Routers commonly answer about one probe per second to the same source after a short burst
 (Linux: net.ipv4.icmp_ratelimit): more probes per hop per second can show loss that is only rate
@@ -391,6 +494,7 @@ const HTTP_EXAMPLES: &str = "Examples:
   vantage http -I -H 'Accept-Language: de' --json https://example.com/
   vantage http --body --max-body 1000000 https://example.com/file.bin
   vantage http --allow-private --cacert ca.pem https://intranet.example.test/
+  vantage http --from 'country:DE,country:FR' https://example.com/   from agents in two countries
 
 Exit codes: 0 the server answered (1xx-3xx), 1 it did not or answered 4xx/5xx (timeout, refused,
 TLS failure, HTTP error status), 2 bad input, an unknown host or a destination the policy refuses.";
@@ -417,10 +521,10 @@ pub struct CommonArgs {
     #[arg(long)]
     pub json: bool,
     /// Never use raw sockets, even with CAP_NET_RAW.
-    #[arg(long, conflicts_with = "raw")]
+    #[arg(long, conflicts_with_all = ["raw", "from"])]
     pub unprivileged: bool,
     /// Require raw sockets (fail without CAP_NET_RAW).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     pub raw: bool,
 }
 
@@ -463,13 +567,15 @@ pub struct PingArgs {
     #[arg(short = 'I', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
     /// Packets per second across all targets (0: as fast as the socket takes them).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "from")]
     pub rate: u32,
     /// Largest number of targets a CIDR range or file may expand to.
     #[arg(long, default_value_t = crate::targets::DEFAULT_MAX_TARGETS, value_name = "N")]
     pub max_targets: usize,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `vantage tcp`.
@@ -498,6 +604,8 @@ pub struct TcpArgs {
     pub timeout: f64,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `vantage udp`.
@@ -529,6 +637,8 @@ pub struct UdpArgs {
     pub df: bool,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// Options shared by `vantage trace` and `vantage mtr`.
@@ -583,6 +693,8 @@ pub struct TraceOpts {
     /// Print the JSON result envelope instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 impl TraceOpts {
@@ -701,6 +813,8 @@ pub struct DnsArgs {
     /// Print the JSON result envelope instead of dig-style text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `vantage http`.
@@ -759,4 +873,19 @@ pub struct HttpArgs {
     /// Print the JSON result envelope instead of the report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // Conflicts name arguments of flattened groups (`--from`); clap checks they exist.
+        Cli::command().debug_assert();
+    }
 }

@@ -8,6 +8,8 @@
 mod cli;
 /// One module per subcommand, and the dispatching `match`.
 mod cmd;
+/// Which server `--from` and `vantage agents` talk to, and with which token.
+mod endpoint;
 /// Tables, JSON Lines and exit-code rules shared by the subcommands.
 mod output;
 /// Expansion of target lists, files and CIDR ranges.

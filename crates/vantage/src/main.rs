@@ -7,7 +7,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = vantage::Cli::parse();
-    vantage::init_tracing(cli.verbose);
+    // Services log their informational lines by default; one-shot commands only warnings.
+    let verbose = cli.verbose + u8::from(cli.command.is_service());
+    vantage::init_tracing(verbose);
     let mut builder = if cli.command.single_threaded() {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -132,6 +132,17 @@ pub fn print_table(t: &Table) {
 /// `left` columns right-aligned. Built by hand rather than with comfy-table because sweeps print
 /// tens of thousands of rows and this costs one pass to measure and one to write.
 pub fn print_rows(header: &[&str], left: usize, rows: &[Vec<String>]) {
+    write_rows(header, |i| i < left, rows);
+}
+
+/// Like [`print_rows`], with the last column left-aligned too: it holds sentences, whose
+/// length would otherwise push the header far to the right.
+pub fn print_rows_text_last(header: &[&str], left: usize, rows: &[Vec<String>]) {
+    let last = header.len().saturating_sub(1);
+    write_rows(header, |i| i < left || i == last, rows);
+}
+
+fn write_rows(header: &[&str], left_aligned: impl Fn(usize) -> bool, rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -149,7 +160,7 @@ pub fn print_rows(header: &[&str], left: usize, rows: &[Vec<String>]) {
                 line.push_str("  ");
             }
             let pad = w.saturating_sub(cell.chars().count());
-            if i < left {
+            if left_aligned(i) {
                 line.push_str(cell);
                 line.extend(std::iter::repeat_n(' ', pad));
             } else {

@@ -19,7 +19,14 @@ pub async fn run(a: DnsArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return output::usage_error(e),
     };
-    run_single(MeasurementSpec::Dns(spec), a.json, print_human, exit_code).await
+    run_single(
+        MeasurementSpec::Dns(spec),
+        a.json,
+        &a.remote,
+        print_human,
+        exit_code,
+    )
+    .await
 }
 
 /// Splits dig-style arguments and maps the flags onto a spec (validated by the caller).

@@ -23,6 +23,7 @@ pub async fn run(a: HttpArgs) -> u8 {
     run_single(
         MeasurementSpec::Http(spec),
         a.json,
+        &a.remote,
         print_human,
         output::exit_code,
     )

@@ -1,5 +1,7 @@
 //! One module per subcommand; `dispatch` is the single `match` over them.
 
+/// `vantage agents`.
+mod agents;
 /// `vantage asn`.
 mod asn;
 /// `vantage data update|status`.
@@ -24,6 +26,10 @@ mod ports;
 mod rdap;
 /// `vantage rdns`.
 mod rdns;
+/// `--from`: measurements on remote agents through a server.
+mod remote;
+/// `vantage server`.
+mod server;
 /// `vantage tcp`.
 mod tcp;
 /// `vantage trace`, and what it shares with `vantage mtr`.
@@ -36,7 +42,7 @@ mod whois;
 use vantage_probe::{Context, Privilege};
 use vantage_proto::{MeasurementResult, MeasurementSpec, SpecError};
 
-use crate::cli::{Cli, Command, CommonArgs};
+use crate::cli::{Cli, Command, CommonArgs, RemoteArgs};
 use crate::output;
 
 /// Runs the chosen subcommand.
@@ -56,6 +62,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Rdns(a) => rdns::run(a).await,
         Command::Data(c) => data::run(c).await,
         Command::Http(a) => http::run(a).await,
+        Command::Server(a) => server::run(a).await,
+        Command::Agent(a) => vantage_agent::cli::execute(a).await,
+        Command::Agents(a) => agents::run(a).await,
     }
 }
 
@@ -101,11 +110,15 @@ pub(crate) fn validate_all(specs: &[MeasurementSpec]) -> Result<(), u8> {
 pub(crate) async fn run_single(
     spec: MeasurementSpec,
     json: bool,
+    remote: &RemoteArgs,
     print: fn(&MeasurementResult),
     exit: fn(&[MeasurementResult]) -> u8,
 ) -> u8 {
     let specs = [spec];
     if let Err(code) = validate_all(&specs) {
+        return code;
+    }
+    if let Some(code) = remote::maybe_run(remote, &specs, json).await {
         return code;
     }
     let cx = cancel_on_ctrl_c(Context::default());

@@ -15,7 +15,7 @@ const DEFAULT_PROBES: u8 = 1;
 
 pub async fn run(a: MtrArgs) -> u8 {
     let spec = spec(&a.opts, a.rounds, a.interval, DEFAULT_PROBES);
-    execute(spec, a.opts.json, print_report).await
+    execute(spec, &a.opts, print_report).await
 }
 
 /// Milliseconds with mtr's one decimal from 10 ms up, more below (sub-millisecond hops are

@@ -35,6 +35,9 @@ pub async fn run(a: PingArgs) -> u8 {
     if let Err(code) = validate_all(&specs) {
         return code;
     }
+    if let Some(code) = super::remote::maybe_run(&a.remote, &specs, a.common.json).await {
+        return code;
+    }
     let cx = context(&a.common, a.rate);
     tracing::debug!(
         elapsed_ms = t0.elapsed().as_secs_f64() * 1e3,

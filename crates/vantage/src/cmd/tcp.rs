@@ -34,6 +34,9 @@ pub async fn run(a: TcpArgs) -> u8 {
     if let Err(code) = validate_all(&specs) {
         return code;
     }
+    if let Some(code) = super::remote::maybe_run(&a.remote, &specs, a.common.json).await {
+        return code;
+    }
     let cx = context(&a.common, 0);
     let results = run_with_progress(&specs, &cx).await;
     if a.common.json {

@@ -24,7 +24,7 @@ pub async fn run(a: TraceArgs) -> u8 {
         defaults::TRACE_PROBES
     };
     let spec = spec(&a.opts, 1, defaults::TRACE_INTERVAL, default_probes);
-    execute(spec, a.opts.json, print_listing).await
+    execute(spec, &a.opts, print_listing).await
 }
 
 /// The spec for the shared flags; `rounds`, `interval` and the default probes per hop are the
@@ -51,9 +51,13 @@ pub(super) fn spec(o: &TraceOpts, rounds: u32, interval: f64, default_probes: u8
 }
 
 /// Validates, runs and prints one trace spec; returns the exit code.
-pub(super) async fn execute(spec: TraceSpec, json: bool, render: fn(&MeasurementResult)) -> u8 {
+pub(super) async fn execute(spec: TraceSpec, o: &TraceOpts, render: fn(&MeasurementResult)) -> u8 {
+    let json = o.json;
     let specs = [MeasurementSpec::Trace(spec)];
     if let Err(code) = validate_all(&specs) {
+        return code;
+    }
+    if let Some(code) = super::remote::maybe_run(&o.remote, &specs, json).await {
         return code;
     }
     let cx = cancel_on_ctrl_c(vantage_probe::Context::default());
