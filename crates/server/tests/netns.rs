@@ -15,8 +15,9 @@
 //! ran twice), a known delay on one agent's link says what that agent must have measured
 //! (iputils `ping` from the same namespace cross-checks it), and the agents' outbox directories
 //! say what they still hold. The failures are real ones: SIGKILL of the agent process, the
-//! agent's link set down on the router, the server stopped and started again on the same data
-//! directory and addresses.
+//! agent's link set down on the router, the router dropping the server's data segments to an
+//! agent (its result arrives, the acknowledgement does not), the server stopped and started
+//! again on the same data directory and addresses.
 //!
 //! Decisions:
 //! - The server and the test's own API calls run on a tokio runtime whose threads live in the
@@ -123,7 +124,18 @@ fn agent_binary() -> PathBuf {
         .and_then(Path::parent)
         .map(|dir| dir.join("vantage-agent"));
     match bin {
-        Some(b) if b.is_file() => b,
+        Some(b) if b.is_file() => {
+            // `cargo test -p vantage-server` rebuilds this test but not the agent's binary.
+            let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            if age(&b) < age(&exe) {
+                eprintln!(
+                    "note: {} is older than this test; if the agent changed, rebuild it with \
+                     `cargo build -p vantage-agent`",
+                    b.display()
+                );
+            }
+            b
+        }
         _ => panic!(
             "the vantage-agent binary is not built beside this test ({}): build it with \
              `cargo build -p vantage-agent` (scripts/test builds the whole workspace)",
@@ -330,9 +342,9 @@ async fn count_echo_requests(net: &Topology) {
     nft(net, "tgt", &["-f", "-"], Some(&ruleset)).await;
 }
 
-/// The echo-request counters of the target, by rule name.
-async fn echo_requests(net: &Topology) -> BTreeMap<String, u64> {
-    let text = nft(net, "tgt", &["-j", "list", "table", "inet", "e2e"], None).await;
+/// The packet counters of the named rules of one nftables table in `node`, by rule name.
+async fn counters(net: &Topology, node: &str, table: &str) -> BTreeMap<String, u64> {
+    let text = nft(net, node, &["-j", "list", "table", "inet", table], None).await;
     let v: Value = serde_json::from_str(&text).expect("nft -j prints JSON");
     let mut out = BTreeMap::new();
     for item in v["nftables"].as_array().expect("an nftables array") {
@@ -346,8 +358,26 @@ async fn echo_requests(net: &Topology) -> BTreeMap<String, u64> {
             .unwrap_or_else(|| panic!("rule {name} has no counter: {rule}"));
         out.insert(name.to_string(), packets);
     }
-    assert_eq!(out.len(), 8, "{text}");
     out
+}
+
+/// The echo-request counters of the target, by rule name.
+async fn echo_requests(net: &Topology) -> BTreeMap<String, u64> {
+    let out = counters(net, "tgt", "e2e").await;
+    assert_eq!(out.len(), 8, "{out:?}");
+    out
+}
+
+/// The server's `vantage_results_stored_total`.
+async fn results_stored(t: &TestServer) -> String {
+    let (_, text) = t.req(reqwest::Method::GET, "/metrics", None, None).await;
+    text.as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("vantage_results_stored_total "))
+        .unwrap_or_else(|| panic!("no vantage_results_stored_total in {text}"))
+        .trim()
+        .to_string()
 }
 
 /// Waits until the target has seen at least `n` echo requests under each of `rules`.
@@ -692,14 +722,7 @@ fn netns_results_held_through_a_link_cut_arrive_exactly_once() {
                 .unwrap(),
             3
         );
-        let (_, text) = t.req(reqwest::Method::GET, "/metrics", None, None).await;
-        let stored = text
-            .as_str()
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("vantage_results_stored_total "))
-            .map(|n| n.trim().to_string());
-        assert_eq!(stored.as_deref(), Some("3"), "{text}");
+        assert_eq!(results_stored(&t).await, "3");
         // Nothing was measured twice.
         assert_eq!(echo_requests(&net).await["ber-1 v4"], seen);
         for a in &agents {
@@ -770,5 +793,72 @@ fn netns_a_server_restart_during_a_measurement_loses_nothing() {
         let after = t.view(&id_of(&first)).await;
         assert_eq!(after, before);
         assert_eq!(t.s().store().row_counts().await.unwrap()["results"], 6);
+    });
+}
+
+#[test]
+fn netns_a_result_whose_acknowledgement_is_lost_is_sent_again_and_stored_once() {
+    const NAME: &str = "netns_a_result_whose_acknowledgement_is_lost_is_sent_again_and_stored_once";
+    if !privileged(NAME) || need_binary(NAME, "nft").is_none() {
+        return;
+    }
+    let net = topology(false);
+    let tgt4 = net.link_v4("tgt", "r1").to_string();
+    let srv = net.link_v4("srv", "r1");
+    let ber = net.link_v4("a2", "r1");
+    in_ns(&net, "srv", async {
+        count_echo_requests(&net).await;
+        let t = server("10.60.0.1:0", 25.0).await;
+        let agents = fleet(&net, &t).await;
+        const COUNT: u32 = 6;
+        let c = t.measure(ping(&tgt4, COUNT, "name:ber-1")).await;
+        assert_eq!(names(&c), set(&["ber-1"]));
+        let id = id_of(&c);
+        wait_requests(&net, &["ber-1 v4"], 1).await;
+        // From now on the router drops every segment with data that the server sends to ber-1
+        // (anything longer than the 80 bytes of a bare TCP acknowledgement with every option;
+        // a TLS record alone is 22 bytes or more). TCP still acknowledges what ber-1 sends, so
+        // its result reaches the server; the result's acknowledgement never comes back.
+        let port = t.cfg.agent_listen.port();
+        let mute = format!(
+            "table inet mute {{\nchain forward {{\ntype filter hook forward priority 0; policy accept;\n\
+             ip saddr {srv} ip daddr {ber} tcp sport {port} ip length > 80 counter drop \
+             comment \"server to ber-1\"\n}}\n}}\n"
+        );
+        nft(&net, "r1", &["-f", "-"], Some(&mute)).await;
+        let stored = t.wait_finished(&id, 20.0).await;
+        let first = entry(&stored, "ber-1").clone();
+        assert_eq!(first["status"], "done", "{first}");
+        // Unheard, the agent gives up on the link; the result stays in its outbox meanwhile.
+        wait_for("ber-1 to drop its silent link", 20.0, || async {
+            (t.online().await == 2).then_some(())
+        })
+        .await;
+        assert_eq!(
+            agents[1].outbox(),
+            1,
+            "the acknowledgement must not have arrived"
+        );
+        let dropped = counters(&net, "r1", "mute").await["server to ber-1"];
+        assert!(dropped > 0, "the router dropped nothing");
+
+        nft(&net, "r1", &["delete", "table", "inet", "mute"], None).await;
+        t.wait_online(3).await;
+        wait_for("the re-sent result to be acknowledged", 20.0, || async {
+            (agents[1].outbox() == 0).then_some(())
+        })
+        .await;
+        // Stored once: the same entry, one row, one count in the metric, one measurement run.
+        assert_eq!(entry(&t.view(&id).await, "ber-1"), &first);
+        assert_eq!(
+            t.s()
+                .store()
+                .result_count(id.parse().unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(results_stored(&t).await, "1");
+        assert_eq!(echo_requests(&net).await["ber-1 v4"], u64::from(COUNT));
     });
 }
