@@ -104,6 +104,7 @@ SIGTERM.";
 const AGENTS_EXAMPLES: &str = "Examples:
   vantage agents --server http://127.0.0.1:7780 --token $TOKEN
   VANTAGE_SERVER=http://vantage.example.net:7780 VANTAGE_TOKEN=... vantage agents --json
+  vantage agents token       one-time enrolment token and the command for the agent's host
 
 The server URL and token come from --server/--token, else VANTAGE_SERVER/VANTAGE_TOKEN, else the
 client file ($VANTAGE_CLIENT_CONFIG, or ~/.config/vantage/client.toml with server = \"...\" and
@@ -164,10 +165,34 @@ pub struct ServerArgs {
 
 /// `vantage agents`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AgentsArgs {
+    /// Something other than listing.
+    #[command(subcommand)]
+    pub command: Option<AgentsCommand>,
     #[command(flatten)]
     pub conn: ServerConnArgs,
     /// Print one JSON object per agent per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Subcommands of `vantage agents`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Create a one-time enrolment token and print the `vantage agent enroll` command that uses it.
+    Token(AgentsTokenArgs),
+}
+
+/// `vantage agents token`.
+#[derive(Debug, Args)]
+pub struct AgentsTokenArgs {
+    /// Seconds the token stays valid (10 s to 30 days) [default: the server's, one hour].
+    #[arg(long, value_name = "SECONDS")]
+    pub ttl: Option<f64>,
+    #[command(flatten)]
+    pub conn: ServerConnArgs,
+    /// Print the token, its expiry, the CA fingerprint, the agent URL and the command as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -246,16 +246,22 @@ impl Server {
 /// Enrols an agent called `name` through `vantage agent enroll` and runs it as a `vantage agent`
 /// process; returns the process and the agent once the server lists it online.
 async fn enrolled_agent(srv: &Server, name: &'static str, extra: &[&str]) -> (Proc, AgentView) {
-    let token = srv.client().create_enrollment_token(None).await.unwrap();
+    let r = srv.cli(&["agents", "token", "--json", "--ttl", "60"]).await;
+    assert_eq!(r.code, 0, "{}", r.both());
+    let token = &r.json_lines()[0];
+    let expires: chrono::DateTime<chrono::Utc> =
+        token["expires_at"].as_str().unwrap().parse().unwrap();
+    let ttl = (expires - chrono::Utc::now()).num_seconds();
+    assert!((1..=60).contains(&ttl), "--ttl 60 gave {ttl} s: {token}");
     let dir = srv.home().join(format!("agent-{name}"));
     let dir = dir.to_str().unwrap();
     let mut args = vec![
         "agent",
         "enroll",
         "--server",
-        &token.agent_url,
+        token["agent_url"].as_str().unwrap(),
         "--token",
-        &token.token,
+        token["token"].as_str().unwrap(),
         "--data-dir",
         dir,
         "--name",
@@ -484,34 +490,39 @@ async fn tcp_dns_and_http_from_the_builtin_agent_reach_loopback_servers_the_test
 async fn an_agent_enrolled_and_run_from_the_cli_answers_exactly_when_selected() {
     let srv = Server::start(&[]).await;
     let local = srv.wait_online(None).await;
-    let token = srv.client().create_enrollment_token(None).await.unwrap();
-    assert_eq!(token.agent_url, srv.started["agent_url"].as_str().unwrap());
+    // `vantage agents token` prints the command to run on the agent's host.
+    let r = srv.cli(&["agents", "token"]).await;
+    assert_eq!(r.code, 0, "{}", r.both());
+    let command = r
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("vantage agent enroll "))
+        .unwrap_or_else(|| panic!("no enrol command: {}", r.both()));
+    let agent_url = srv.started["agent_url"].as_str().unwrap();
+    assert!(
+        command.contains(&format!("--server {agent_url} --token vantage-enroll.")),
+        "{command}"
+    );
+    let given: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let token = given[given.iter().position(|a| *a == "--token").unwrap() + 1];
 
     let agent_dir = srv.home().join("agent-lab-2");
     let agent_dir_s = agent_dir.to_str().unwrap();
-    let r = vantage_env(
-        srv.home(),
-        &[],
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &token.agent_url,
-            "--token",
-            &token.token,
-            "--data-dir",
-            agent_dir_s,
-            "--name",
-            "lab-2",
-            "--label",
-            "role=cli-test",
-            "--country",
-            "DE",
-            "--city",
-            "Frankfurt",
-        ],
-    )
-    .await;
+    let mut args = given.clone();
+    args.extend_from_slice(&[
+        "--data-dir",
+        agent_dir_s,
+        "--name",
+        "lab-2",
+        "--label",
+        "role=cli-test",
+        "--country",
+        "DE",
+        "--city",
+        "Frankfurt",
+    ]);
+    let r = vantage_env(srv.home(), &[], &args).await;
     assert_eq!(r.code, 0, "{}", r.both());
     assert!(r.stdout.contains("Enrolled as 'lab-2'"), "{}", r.both());
 
@@ -524,15 +535,16 @@ async fn an_agent_enrolled_and_run_from_the_cli_answers_exactly_when_selected() 
             "agent",
             "enroll",
             "--server",
-            &token.agent_url,
+            agent_url,
             "--token",
-            &token.token,
+            token,
             "--data-dir",
             again.to_str().unwrap(),
         ],
     )
     .await;
     assert_eq!(r.code, 2, "{}", r.both());
+    assert!(r.stderr.contains("vantage agent:"), "{}", r.both());
 
     let _agent = Proc::spawn(
         "vantage agent",

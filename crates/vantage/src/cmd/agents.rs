@@ -1,13 +1,17 @@
 //! `vantage agents`: the server's agents, one row each (or one JSON object per line), read with
-//! `vantage_server::client` from `GET /api/v1/agents`.
+//! `vantage_server::client` from `GET /api/v1/agents`; `vantage agents token` creates a one-time
+//! enrolment token (`POST /api/v1/enrollment-tokens`) and prints the command that uses it.
 
 use vantage_server::api::types::AgentView;
 
 use super::remote::{client_for, location};
-use crate::cli::AgentsArgs;
+use crate::cli::{AgentsArgs, AgentsCommand, AgentsTokenArgs};
 use crate::output::{self, EXIT_OK};
 
 pub async fn run(a: AgentsArgs) -> u8 {
+    if let Some(AgentsCommand::Token(t)) = a.command {
+        return token(t).await;
+    }
     let client = match client_for(&a.conn) {
         Ok(c) => c,
         Err(code) => return code,
@@ -67,4 +71,33 @@ fn row(a: &AgentView) -> Vec<String> {
             .unwrap_or_else(dash),
         a.id.to_string(),
     ]
+}
+
+async fn token(a: AgentsTokenArgs) -> u8 {
+    let client = match client_for(&a.conn) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let t = match client.create_enrollment_token(a.ttl).await {
+        Ok(t) => t,
+        Err(e) => return output::usage_error(super::remote::describe_client_error(&e)),
+    };
+    if a.json {
+        return match serde_json::to_string(&t) {
+            Ok(line) => {
+                println!("{line}");
+                EXIT_OK
+            }
+            Err(e) => output::usage_error(format!("cannot write output: {e}")),
+        };
+    }
+    println!(
+        "Enrolment token (one use, valid until {}):",
+        t.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    println!("  {}", t.token);
+    println!("On the agent's host, enrol it (add --name, --label k=v, --country … as needed):");
+    println!("  {}", t.command);
+    println!("then run it: vantage agent   (or vantage-agent, the same flags)");
+    EXIT_OK
 }

@@ -110,11 +110,5 @@ fn print_started(s: &Started) {
     println!("  export VANTAGE_SERVER={} VANTAGE_TOKEN={token}", s.api);
     println!("  vantage agents");
     println!("  vantage ping --from all -c 3 127.0.0.1");
-    println!(
-        "Enrol another agent: curl -s -X POST -H \"Authorization: Bearer $VANTAGE_TOKEN\" {}/api/v1/enrollment-tokens",
-        s.api
-    );
-    println!(
-        "  then run the 'command' it returns on the agent's host, followed by `vantage agent`."
-    );
+    println!("  vantage agents token      enrol another agent: prints the command for its host");
 }
