@@ -1,8 +1,8 @@
 //! MAC address vendors from the IEEE registries: MA-L (24-bit OUI), MA-M (28-bit), MA-S
 //! (36-bit), IAB (36-bit, the predecessor of MA-S) and CID (24-bit, locally administered).
 //!
-//! Decisions: the complete registry is built in (the `oui-data` crate bundles the IEEE CSVs) so
-//! lookups work offline out of the box; `vantage data update oui` writes a fresher IEEE CSV into
+//! Decisions: the complete registry is built in (a gzip'd snapshot of the IEEE CSVs, decoded on
+//! first use) so lookups work offline out of the box; `vantage data update oui` writes a fresher IEEE CSV into
 //! the data directory, whose registries then replace the built-in ones of the same name.
 //! Lookups take the longest match first (MA-S, then MA-M, then MA-L), accept every common
 //! notation in any case, and explain addresses that cannot have a vendor (locally administered,
@@ -254,24 +254,20 @@ pub struct OuiTable {
 }
 
 /// What the built-in table is.
-pub const BUILTIN_ORIGIN: &str = "built-in IEEE registry snapshot (oui-data 0.2.4 crate)";
+pub const BUILTIN_ORIGIN: &str = "built-in IEEE registry snapshot (as bundled by oui-data 0.2.4)";
+
+/// The built-in snapshot: the IEEE CSV exports in one gzip'd CSV (`data/oui.csv.gz`, made by
+/// `data/make-oui-snapshot.py`). One byte blob, decoded on first use, rather than a static table
+/// of string pointers: such a table needs a load-time relocation per pointer, which every
+/// `vantage` command would pay at start-up (over 150 000 relocations, about 5 ms).
+const BUILTIN_CSV_GZ: &[u8] = include_bytes!("../data/oui.csv.gz");
 
 impl OuiTable {
     /// The table bundled with the binary.
     pub fn builtin() -> OuiTable {
-        let mut entries: Vec<OuiEntry> = oui_data::OUI_ENTRIES
-            .values()
-            .filter_map(|d| {
-                let registry = match d.registry() {
-                    oui_data::Registry::Mal => Registry::MaL,
-                    oui_data::Registry::Mam => Registry::MaM,
-                    oui_data::Registry::Mas => Registry::MaS,
-                    oui_data::Registry::Cid => Registry::Cid,
-                    oui_data::Registry::Iab => Registry::Iab,
-                };
-                entry(registry, d.oui(), d.organization(), None).ok()
-            })
-            .collect();
+        let entries = read_ieee_csv(flate2::read::GzDecoder::new(BUILTIN_CSV_GZ), "built-in")
+            .expect("the built-in IEEE snapshot is a valid IEEE CSV (checked by a unit test)");
+        let mut entries = entries;
         entries.sort_by(|a, b| (a.bits, &a.assignment).cmp(&(b.bits, &b.assignment)));
         let mut t = OuiTable::empty();
         t.add_source(entries, BUILTIN_ORIGIN.to_string());
@@ -677,7 +673,8 @@ MA-L,C85CE2,IEEE Registration Authority,Piscataway NJ US
     #[test]
     fn builtin_table_is_complete() {
         let t = OuiTable::builtin();
-        assert!(t.len() > 50_000, "only {} entries", t.len());
+        // Every row of data/oui.csv.gz (59 015 assignments, see make-oui-snapshot.py) parsed.
+        assert_eq!(t.len(), 59_015);
         let m = t.lookup("00:00:00:00:00:01").unwrap();
         assert_eq!(m.entry.unwrap().organization, "XEROX CORPORATION");
         let regs: HashSet<Registry> = t.entries().iter().map(|e| e.registry).collect();
