@@ -8,7 +8,7 @@
 //! (a result is acknowledged to its agent only after the commit that stores it is durable) and a
 //! busy timeout so concurrent writers wait instead of failing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Once;
@@ -361,6 +361,20 @@ enum Arg {
     Int(i64),
 }
 
+/// Rows per multi-row statement, kept under SQLite's historical limit of 999 bound values.
+const RESULT_ROWS: usize = 100;
+/// Job rows per statement (5 values each).
+const ENTRY_ROWS: usize = 150;
+/// Ids per `IN (…)` list.
+const ID_ROWS: usize = 500;
+
+/// `(?, ?, …), (?, ?, …)…`: `rows` groups of `cols` placeholders. Statements built with it hold
+/// only placeholders; every value is bound.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(", "));
+    vec![one; rows].join(", ")
+}
+
 /// The storage of the server.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -707,18 +721,23 @@ impl Store {
         .execute(&mut *tx)
         .await
         .ctx("storing a measurement")?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO measurement_agents (job_id, measurement_id, agent_id, status, updated_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(e.job_id.to_string())
-            .bind(e.measurement_id.to_string())
-            .bind(e.agent_id.to_string())
-            .bind(e.status.as_str())
-            .bind(ms(e.updated_at))
-            .execute(&mut *tx)
-            .await
-            .ctx("storing a measurement's jobs")?;
+        for chunk in entries.chunks(ENTRY_ROWS) {
+            let sql = format!(
+                "INSERT INTO measurement_agents (job_id, measurement_id, agent_id, status, updated_at) VALUES {}",
+                placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.job_id.to_string())
+                    .bind(e.measurement_id.to_string())
+                    .bind(e.agent_id.to_string())
+                    .bind(e.status.as_str())
+                    .bind(ms(e.updated_at));
+            }
+            q.execute(&mut *tx)
+                .await
+                .ctx("storing a measurement's jobs")?;
         }
         tx.commit().await.ctx("storing a measurement")?;
         Ok(())
@@ -967,61 +986,241 @@ impl Store {
     }
 
     /// Writes one batch in one transaction. Results whose id is already stored are skipped.
+    ///
+    /// Rows go in multi-row statements: with SQLite every statement is a round trip to the
+    /// database thread, and a thousand results written one statement each spent most of their
+    /// commit time in those hand-offs (measured with `bench/agents.sh`).
     pub async fn apply(&self, b: &Batch) -> Result<(), Error> {
         let now = ms(Utc::now());
         let mut tx = self.pool.begin().await.ctx("starting a write")?;
-        for r in &b.results {
-            sqlx::query(
+        for chunk in b.results.chunks(RESULT_ROWS) {
+            let sql = format!(
                 "INSERT INTO results (id, measurement_id, agent_id, job_id, outcome, started_at, body, stored_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(r.result.id.to_string())
-            .bind(r.measurement_id.to_string())
-            .bind(r.agent_id.to_string())
-            .bind(r.job_id.to_string())
-            .bind(r.result.outcome.as_str())
-            .bind(ms(r.result.started_at))
-            .bind(serde_json::to_string(&r.result).unwrap_or_default())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .ctx("storing a result")?;
+                 VALUES {} ON CONFLICT (id) DO NOTHING",
+                placeholders(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.result.id.to_string())
+                    .bind(r.measurement_id.to_string())
+                    .bind(r.agent_id.to_string())
+                    .bind(r.job_id.to_string())
+                    .bind(r.result.outcome.as_str())
+                    .bind(ms(r.result.started_at))
+                    .bind(serde_json::to_string(&r.result).unwrap_or_default())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await.ctx("storing results")?;
         }
-        for e in &b.entries {
-            sqlx::query(
-                "UPDATE measurement_agents SET status = $1, result_id = $2, reason = $3, late = $4, updated_at = $5 WHERE job_id = $6",
-            )
-            .bind(e.status.as_str())
-            .bind(e.result_id.map(|u| u.to_string()))
-            .bind(e.reason.clone())
-            .bind(i64::from(e.late))
-            .bind(now)
-            .bind(e.job_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .ctx("updating a job")?;
+        // One change per job: when a batch holds two for the same job, the later one wins, as
+        // it would with one statement each.
+        let mut seen = HashSet::new();
+        let mut entries: Vec<&EntryWrite> = b
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| seen.insert(e.job_id))
+            .collect();
+        entries.reverse();
+        for chunk in entries.chunks(ENTRY_ROWS) {
+            let sql = format!(
+                "WITH v (job_id, status, result_id, reason, late) AS (VALUES {})
+                 UPDATE measurement_agents
+                 SET status = v.status, result_id = v.result_id, reason = v.reason, late = v.late, updated_at = ?
+                 FROM v WHERE measurement_agents.job_id = v.job_id",
+                placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.job_id.to_string())
+                    .bind(e.status.as_str())
+                    .bind(e.result_id.map(|u| u.to_string()))
+                    .bind(e.reason.clone())
+                    .bind(i64::from(e.late));
+            }
+            q.bind(now).execute(&mut *tx).await.ctx("updating jobs")?;
         }
-        for j in &b.dispatched {
-            sqlx::query(
-                "UPDATE measurement_agents SET status = 'running', updated_at = $1 WHERE job_id = $2 AND status = 'queued'",
-            )
-            .bind(now)
-            .bind(j.to_string())
-            .execute(&mut *tx)
-            .await
-            .ctx("marking a job running")?;
+        for chunk in b.dispatched.chunks(ID_ROWS) {
+            let sql = format!(
+                "UPDATE measurement_agents SET status = 'running', updated_at = ?
+                 WHERE status = 'queued' AND job_id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for j in chunk {
+                q = q.bind(j.to_string());
+            }
+            q.execute(&mut *tx).await.ctx("marking jobs running")?;
         }
-        for m in &b.finished {
-            sqlx::query(
-                "UPDATE measurements SET status = 'finished', finished_at = $1 WHERE id = $2 AND status = 'running'",
-            )
-            .bind(now)
-            .bind(m.to_string())
-            .execute(&mut *tx)
-            .await
-            .ctx("finishing a measurement")?;
+        for chunk in b.finished.chunks(ID_ROWS) {
+            let sql = format!(
+                "UPDATE measurements SET status = 'finished', finished_at = ?
+                 WHERE status = 'running' AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for m in chunk {
+                q = q.bind(m.to_string());
+            }
+            q.execute(&mut *tx).await.ctx("finishing measurements")?;
         }
         tx.commit().await.ctx("committing a write")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vantage_proto::{Kind, MeasurementSpec, Outcome, PingSpec};
+
+    fn agent(i: usize) -> AgentRow {
+        AgentRow {
+            id: Uuid::now_v7(),
+            name: format!("a{i}"),
+            labels: BTreeMap::new(),
+            country: None,
+            city: None,
+            region: None,
+            asn: None,
+            version: None,
+            capabilities: None,
+            seen_address: None,
+            enrolled_at: Utc::now(),
+            connected_since: None,
+            last_seen: None,
+            revoked_at: None,
+            cert_serial: format!("{i:x}"),
+            cert_not_after: Utc::now(),
+            builtin: false,
+        }
+    }
+
+    #[test]
+    fn placeholders_group_rows() {
+        assert_eq!(placeholders(2, 3), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(placeholders(1, 1), "(?)");
+    }
+
+    /// A batch bigger than every statement chunk is stored completely, and of two changes to one
+    /// job in a batch the later wins.
+    #[tokio::test]
+    async fn big_batches_are_written_completely() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let n = ID_ROWS + 37; // more than one chunk of every kind
+        let agents: Vec<AgentRow> = (0..n).map(agent).collect();
+        for a in &agents {
+            store.insert_agent(a).await.unwrap();
+        }
+        let now = Utc::now();
+        let mid = Uuid::now_v7();
+        let entries: Vec<EntryRow> = agents
+            .iter()
+            .map(|a| EntryRow {
+                job_id: Uuid::now_v7(),
+                measurement_id: mid,
+                agent_id: a.id,
+                status: EntryStatus::Queued,
+                result_id: None,
+                reason: None,
+                late: false,
+                updated_at: now,
+            })
+            .collect();
+        let m = MeasurementRow {
+            id: mid,
+            spec: MeasurementSpec::Ping(PingSpec::new("127.0.0.1")),
+            selector: "all".into(),
+            status: MeasurementStatus::Running,
+            created_at: now,
+            deadline: now,
+            finished_at: None,
+            created_by: None,
+        };
+        store.insert_measurement(&m, &entries).await.unwrap();
+
+        // First commit: every job dispatched.
+        store
+            .apply(&Batch {
+                dispatched: entries.iter().map(|e| e.job_id).collect(),
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+        let stored = store.entries(mid).await.unwrap();
+        assert_eq!(stored.len(), n);
+        assert!(stored.iter().all(|(e, _)| e.status == EntryStatus::Running));
+
+        // Second commit: a result for every job but the last, which is lost; the first job
+        // gets a second, later change in the same batch.
+        let mut b = Batch::default();
+        for (i, e) in entries.iter().enumerate() {
+            let mut r = MeasurementResult::failure(Kind::Ping, "127.0.0.1", Outcome::Ok, "x");
+            r.measurement_id = Some(mid);
+            let lost = i == n - 1;
+            b.entries.push(EntryWrite {
+                job_id: e.job_id,
+                status: if lost {
+                    EntryStatus::AgentLost
+                } else {
+                    EntryStatus::Done
+                },
+                result_id: Some(r.id),
+                reason: lost.then(|| "gone".to_string()),
+                late: false,
+            });
+            b.results.push(ResultWrite {
+                job_id: e.job_id,
+                agent_id: e.agent_id,
+                measurement_id: mid,
+                result: r,
+            });
+        }
+        b.entries.push(EntryWrite {
+            job_id: entries[0].job_id,
+            status: EntryStatus::Failed,
+            result_id: b.entries[0].result_id,
+            reason: Some("second".into()),
+            late: true,
+        });
+        b.finished.push(mid);
+        store.apply(&b).await.unwrap();
+        // The same results again (an agent re-sending) change nothing.
+        store
+            .apply(&Batch {
+                results: b.results.clone(),
+                ..Batch::default()
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(store.result_count(mid).await.unwrap(), n as u64);
+        let stored: HashMap<Uuid, (EntryRow, Option<MeasurementResult>)> = store
+            .entries(mid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(e, r)| (e.job_id, (e, r)))
+            .collect();
+        for (i, e) in entries.iter().enumerate() {
+            let (row, result) = &stored[&e.job_id];
+            let want = b.entries[i].result_id;
+            assert_eq!(row.result_id, want, "job {i}");
+            assert_eq!(result.as_ref().map(|r| r.id), want, "job {i}");
+            let (status, reason, late) = match i {
+                0 => (EntryStatus::Failed, Some("second"), true),
+                i if i == n - 1 => (EntryStatus::AgentLost, Some("gone"), false),
+                _ => (EntryStatus::Done, None, false),
+            };
+            assert_eq!(row.status, status, "job {i}");
+            assert_eq!(row.reason.as_deref(), reason, "job {i}");
+            assert_eq!(row.late, late, "job {i}");
+        }
+        let m = store.measurement(mid).await.unwrap().unwrap();
+        assert_eq!(m.status, MeasurementStatus::Finished);
+        assert!(m.finished_at.is_some());
     }
 }
