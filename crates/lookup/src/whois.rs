@@ -11,6 +11,8 @@
 //! UTF-8 or else Latin-1 (older registries), and refused when they are binary. A failure at a
 //! later hop keeps the earlier hops' answers and says which server failed. Queries containing
 //! spaces or starting with `-` are refused, so nobody can smuggle server flags through the API.
+//! Where the client may connect is a [`Reach`]: any address for the CLI, public addresses only
+//! when the server answers for API users, since referral targets come from remote answers.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

@@ -727,6 +727,12 @@ async fn whois_starts_at_the_configured_server_and_follows_referrals() {
         "WhoisAnswer",
     );
 
+    // A prefix travels in the path with its '/' written %2F, as the document says.
+    let (s, v) = t.get("/api/v1/lookup/whois/193.0.0.0%2F21").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["query"]["kind"], "network");
+    assert_eq!(iana.queries(), ["example.com", "193.0.0.0/21"]);
+
     // A request cannot pick the server: there is no such parameter.
     let (s, v) = t
         .get("/api/v1/lookup/whois/example.com?server=10.0.0.1")
@@ -740,7 +746,7 @@ async fn whois_starts_at_the_configured_server_and_follows_referrals() {
         .get("/api/v1/lookup/rdap/example.com?server=10.0.0.1")
         .await;
     assert_eq!(s, 400);
-    assert_eq!(iana.queries().len(), 1);
+    assert_eq!(iana.queries().len(), 2);
 }
 
 #[tokio::test]
