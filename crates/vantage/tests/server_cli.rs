@@ -99,6 +99,29 @@ impl Proc {
         Proc { child, name }
     }
 
+    /// The first line of its stdout, parsed as JSON (the start-up line of `vantage server
+    /// --json`). Read on a thread so a hung start fails the test instead of blocking it; the
+    /// thread keeps reading so the pipe stays open for the process's lifetime.
+    fn first_json_line(&mut self) -> Value {
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).unwrap_or(0) > 0 {
+                rest.clear();
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{} printed no line within 60 s", self.name));
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{}: first line is not JSON ({e}): {line:?}", self.name))
+    }
+
     fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, sig).expect("signal sent");
@@ -168,26 +191,7 @@ impl Server {
         let mut all_env = vec![("VANTAGE_ADMIN_TOKEN", ADMIN)];
         all_env.extend_from_slice(env);
         let mut proc = Proc::spawn("vantage server", dir.path(), &args, &all_env);
-        let stdout = proc.child.stdout.take().unwrap();
-        // The start-up line says where it listens; read it on a thread so a hung start fails the
-        // test instead of blocking it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let mut reader = BufReader::new(stdout);
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep the pipe open for the server's lifetime.
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).unwrap_or(0) > 0 {
-                rest.clear();
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("vantage server printed its start-up line within 60 s");
-        let started: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("start-up line is not JSON ({e}): {line:?}"));
+        let started = proc.first_json_line();
         let api = started["api"].as_str().unwrap().to_string();
         assert!(api.starts_with("http://127.0.0.1:"), "{started}");
         assert_eq!(
@@ -837,6 +841,57 @@ async fn server_url_and_token_come_from_the_environment_or_the_client_file() {
     let r = vantage_env(home, &[("VANTAGE_TOKEN", "not-the-token")], &["agents"]).await;
     assert_eq!(r.code, 2, "{}", r.both());
     assert!(r.stderr.contains("refused the API token"), "{}", r.both());
+}
+
+#[tokio::test]
+async fn server_flags_override_the_environment_which_overrides_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let file = dir.path().join("server.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nagent_listen = \"127.0.0.1:0\"\n\
+             local_agent = false\nagent_url = \"https://file.example.net:7781\"\n",
+            at("file-data")
+        ),
+    )
+    .unwrap();
+    let env_data = at("env-data");
+    let flag_data = at("flag-data");
+    let mut server = Proc::spawn(
+        "vantage server",
+        dir.path(),
+        &[
+            "server",
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            &flag_data,
+            "--json",
+        ],
+        &[
+            ("VANTAGE_ADMIN_TOKEN", ADMIN),
+            ("VANTAGE_DATA_DIR", &env_data),
+            ("VANTAGE_AGENT_URL", "https://env.example.net:7781"),
+        ],
+    );
+    let started = server.first_json_line();
+    assert_eq!(started["data_dir"], flag_data.as_str(), "{started}");
+    assert_eq!(started["agent_url"], "https://env.example.net:7781");
+    assert_eq!(started["local_agent"], false, "{started}");
+    assert!(Path::new(&flag_data).join("pki").is_dir());
+    assert!(!Path::new(&env_data).exists() && !Path::new(&at("file-data")).exists());
+    // Without a local agent and any enrolled one, the list is empty; SIGTERM stops it cleanly.
+    let api = started["api"].as_str().unwrap();
+    let r = vantage_env(
+        dir.path(),
+        &[],
+        &["agents", "--json", "--server", api, "--token", ADMIN],
+    )
+    .await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.both());
+    assert_eq!(server.terminate(), Some(0));
 }
 
 #[tokio::test]

@@ -214,7 +214,7 @@ async fn run(specs: &[MeasurementSpec], selector: &str, conn: &ServerConnArgs, j
         );
     }
     if !json {
-        print_table(&remotes);
+        print_table(&remotes, interrupted);
     }
     exit_code(&remotes)
 }
@@ -485,9 +485,13 @@ fn figures(kind: Kind, r: Option<&MeasurementResult>) -> Vec<String> {
 }
 
 /// The last cell of a row: the outcome, and the sentence when it is not `ok`.
-fn outcome_cell(e: Option<&EntryView>) -> String {
+fn outcome_cell(e: Option<&EntryView>, interrupted: bool) -> String {
     let Some(e) = e else {
-        return "unknown: the server's answer about this agent never arrived".into();
+        return if interrupted {
+            "running: interrupted before this agent's result arrived".into()
+        } else {
+            "unknown: the server's answer about this agent never arrived".into()
+        };
     };
     let late = if e.late { " (arrived late)" } else { "" };
     match (&e.result, e.status) {
@@ -524,7 +528,7 @@ fn agent_cells(a: &AgentRef) -> [String; 2] {
     ]
 }
 
-fn print_table(remotes: &[Remote]) {
+fn print_table(remotes: &[Remote], interrupted: bool) {
     let Some(first) = remotes.first() else { return };
     let kind = first.spec.kind();
     let several = remotes.len() > 1;
@@ -556,7 +560,7 @@ fn print_table(remotes: &[Remote]) {
                 row.push(r.spec.target().to_string());
             }
             row.extend(figures(kind, e.and_then(|e| e.result.as_ref())));
-            row.push(outcome_cell(e));
+            row.push(outcome_cell(e, interrupted));
             rows.push(row);
         }
     }
@@ -602,10 +606,11 @@ mod tests {
     fn a_lost_agent_shows_its_sentence_and_a_missing_entry_says_so() {
         let e = entry(EntryStatus::AgentLost, None);
         assert_eq!(
-            outcome_cell(Some(&e)),
+            outcome_cell(Some(&e), false),
             "agent_lost: the agent disconnected before it answered"
         );
-        assert!(outcome_cell(None).starts_with("unknown:"));
+        assert!(outcome_cell(None, false).starts_with("unknown:"));
+        assert!(outcome_cell(None, true).starts_with("running: interrupted"));
         let timeout = MeasurementResult::failure(
             Kind::Ping,
             "192.0.2.1",
@@ -613,7 +618,10 @@ mod tests {
             "no reply within 1 s",
         );
         let e = entry(EntryStatus::Done, Some(timeout));
-        assert_eq!(outcome_cell(Some(&e)), "timeout: no reply within 1 s");
+        assert_eq!(
+            outcome_cell(Some(&e), false),
+            "timeout: no reply within 1 s"
+        );
     }
 
     #[test]
