@@ -2,8 +2,9 @@
 //! (36-bit), IAB (36-bit, the predecessor of MA-S) and CID (24-bit, locally administered).
 //!
 //! Decisions: the complete registry is built in (a gzip'd snapshot of the IEEE CSVs, decoded on
-//! first use) so lookups work offline out of the box; `vantage data update oui` writes a fresher IEEE CSV into
-//! the data directory, whose registries then replace the built-in ones of the same name.
+//! first use) so lookups work offline out of the box; `vantage data update oui` writes a fresher
+//! IEEE CSV into the data directory, whose registries then replace the built-in ones of the same
+//! name.
 //! Lookups take the longest match first (MA-S, then MA-M, then MA-L), accept every common
 //! notation in any case, and explain addresses that cannot have a vendor (locally administered,
 //! multicast) instead of answering "not found". Vendor search is a case-insensitive substring
@@ -265,9 +266,8 @@ const BUILTIN_CSV_GZ: &[u8] = include_bytes!("../data/oui.csv.gz");
 impl OuiTable {
     /// The table bundled with the binary.
     pub fn builtin() -> OuiTable {
-        let entries = read_ieee_csv(flate2::read::GzDecoder::new(BUILTIN_CSV_GZ), "built-in")
+        let mut entries = read_ieee_csv(flate2::read::GzDecoder::new(BUILTIN_CSV_GZ), "built-in")
             .expect("the built-in IEEE snapshot is a valid IEEE CSV (checked by a unit test)");
-        let mut entries = entries;
         entries.sort_by(|a, b| (a.bits, &a.assignment).cmp(&(b.bits, &b.assignment)));
         let mut t = OuiTable::empty();
         t.add_source(entries, BUILTIN_ORIGIN.to_string());
