@@ -162,7 +162,7 @@ fn main() {
     println!("# vantage trace / mtr vs traceroute and mtr, 8-hop chain (7 routers + destination)");
     println!("# {}", versions(&v));
     println!(
-        "# medians of {runs} runs; wall and CPU in ms; RSS in KiB (/usr/bin/time -v); hops = \
+        "# medians of {runs} runs, tools in a new shuffled order each round; wall and CPU in ms; RSS in KiB (/usr/bin/time -v); hops = \
          hops that answered of 8; ratio = peer / vantage (above 1: vantage is better)"
     );
     for wan in [false, true] {
@@ -179,13 +179,19 @@ fn main() {
             }
         );
         let mut next_src = 0usize;
-        // Fresh: round-robin over the tools so that noise spreads evenly.
+        // Fresh: every round runs each tool once, in a new shuffled order. A fixed order would
+        // always start the same tool right after the 6 s of mostly idle `mtr --report`, when
+        // caches are cold and an idle virtual CPU wakes slowly; shuffled, that falls on a
+        // different tool each round and the medians do not see it.
         let mut fresh: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
+        let mut order: Vec<usize> = (0..tools.len()).collect();
+        let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(wan);
         for _ in 0..runs {
-            for (i, t) in tools.iter().enumerate() {
+            shuffle(&mut order, &mut rng);
+            for &i in &order {
                 let src = client_addr(next_src);
                 next_src += 1;
-                fresh[i].push(measure(&net, t, &src, &dst));
+                fresh[i].push(measure(&net, &tools[i], &src, &dst));
             }
         }
         println!();
@@ -406,6 +412,17 @@ fn answered_hops(stdout: &str) -> usize {
         }
     }
     hops.len()
+}
+
+/// Fisher–Yates with xorshift64: reproducible from the seed, no dependency.
+fn shuffle(v: &mut [usize], state: &mut u64) {
+    for i in (1..v.len()).rev() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let j = (*state % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
