@@ -39,15 +39,49 @@ pub fn exit_code(results: &[MeasurementResult]) -> u8 {
     }
 }
 
-/// Writes each result as one JSON object per line.
+/// Writes each result as one JSON object per line, in order. A sweep's tens of thousands of
+/// results are serialised on every core at once, each core a contiguous share.
 pub fn print_json_lines(results: &[MeasurementResult]) -> std::io::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for r in results {
-        serde_json::to_writer(&mut out, r)?;
-        out.write_all(b"\n")?;
+    let parts = par_chunks(results, |chunk| -> serde_json::Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(chunk.len() * 512);
+        for r in chunk {
+            serde_json::to_writer(&mut buf, r)?;
+            buf.push(b'\n');
+        }
+        Ok(buf)
+    });
+    let mut out = std::io::stdout().lock();
+    for part in parts {
+        out.write_all(&part?)?;
     }
     out.flush()
+}
+
+/// Below this many items, output is built on the calling thread alone.
+const PARALLEL_MIN: usize = 4096;
+
+/// Applies `f` to `items` split into contiguous chunks, one per available core, on scoped
+/// threads (one chunk on the calling thread when there are few items or one core), and returns
+/// the chunks' outputs in order.
+pub(crate) fn par_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if items.len() < PARALLEL_MIN || cores < 2 {
+        return vec![f(items)];
+    }
+    let size = items.len().div_ceil(cores.min(8));
+    std::thread::scope(|s| {
+        let f = &f;
+        let mut chunks = items.chunks(size);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks.map(|c| s.spawn(move || f(c))).collect();
+        let mut out = vec![f(first)];
+        out.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        out
+    })
 }
 
 /// Milliseconds with three decimals, as iputils prints them.
@@ -128,6 +162,133 @@ pub fn print_table(t: &Table) {
     let _ = out.flush();
 }
 
+/// The cells of many table rows in one string, without an allocation per cell: a sweep formats
+/// tens of thousands of rows. Row `r`, column `c` is `text[end(r, c - 1)..end(r, c)]`.
+#[derive(Debug, Default)]
+pub struct Cells {
+    text: String,
+    ends: Vec<usize>,
+    cols: usize,
+}
+
+impl Cells {
+    /// Room for `rows` rows of `cols` cells.
+    pub fn with_rows(cols: usize, rows: usize) -> Cells {
+        Cells {
+            text: String::with_capacity(rows * cols * 8),
+            ends: Vec::with_capacity(rows * cols),
+            cols,
+        }
+    }
+
+    /// Appends the next cell (rows fill left to right, then the next row begins).
+    pub fn push(&mut self, cell: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        let _ = write!(self.text, "{cell}");
+        self.ends.push(self.text.len());
+    }
+
+    fn rows(&self) -> usize {
+        self.ends.len() / self.cols.max(1)
+    }
+
+    fn row(&self, r: usize) -> impl Iterator<Item = &str> {
+        let first = r * self.cols;
+        (first..first + self.cols).map(move |i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.text[start..self.ends[i]]
+        })
+    }
+}
+
+/// Prints the rows of `parts`, in order, under a header as aligned columns separated by two
+/// spaces, all but the first `left` columns right-aligned: [`print_rows`] for sweeps, each part
+/// measured and laid out on a core of its own.
+pub fn print_cells(header: &[&str], left: usize, parts: &[Cells]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    for w in par_map(parts, |p| {
+        let mut w = vec![0; header.len()];
+        for r in 0..p.rows() {
+            for (w, cell) in w.iter_mut().zip(p.row(r)) {
+                *w = (*w).max(width(cell));
+            }
+        }
+        w
+    }) {
+        for (max, w) in widths.iter_mut().zip(w) {
+            *max = (*max).max(w);
+        }
+    }
+    let mut head = String::new();
+    push_line(&mut head, header.iter().copied(), &widths, |i| i < left);
+    let texts = par_map(parts, |p| {
+        let mut text = String::with_capacity(p.rows() * (widths.iter().sum::<usize>() + 24));
+        for r in 0..p.rows() {
+            push_line(&mut text, p.row(r), &widths, |i| i < left);
+        }
+        text
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(head.as_bytes());
+    for text in texts {
+        let _ = out.write_all(text.as_bytes());
+    }
+    let _ = out.flush();
+}
+
+/// `f` of every item, each on a scoped thread of its own but the first (on the caller's).
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let Some((first, rest)) = items.split_first() else {
+        return Vec::new();
+    };
+    std::thread::scope(|s| {
+        let f = &f;
+        let others: Vec<_> = rest.iter().map(|i| s.spawn(move || f(i))).collect();
+        let mut out = vec![f(first)];
+        out.extend(
+            others
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        out
+    })
+}
+
+/// Display width of a cell: its length when ASCII, its characters otherwise.
+fn width(cell: &str) -> usize {
+    if cell.is_ascii() {
+        cell.len()
+    } else {
+        cell.chars().count()
+    }
+}
+
+/// Appends one line of aligned cells, without trailing blanks.
+fn push_line<'a>(
+    out: &mut String,
+    cells: impl Iterator<Item = &'a str>,
+    widths: &[usize],
+    left_aligned: impl Fn(usize) -> bool,
+) {
+    let start = out.len();
+    for (i, (cell, w)) in cells.zip(widths).enumerate() {
+        if i > 0 {
+            out.push_str("  ");
+        }
+        let pad = w.saturating_sub(width(cell));
+        if left_aligned(i) {
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', pad));
+        } else {
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(cell);
+        }
+    }
+    let kept = out[start..].trim_end().len();
+    out.truncate(start + kept);
+    out.push('\n');
+}
+
 /// Prints rows under a header as aligned columns separated by two spaces, all but the first
 /// `left` columns right-aligned. Built by hand rather than with comfy-table because sweeps print
 /// tens of thousands of rows and this costs one pass to measure and one to write.
@@ -143,33 +304,24 @@ pub fn print_rows_text_last(header: &[&str], left: usize, rows: &[Vec<String>]) 
 }
 
 fn write_rows(header: &[&str], left_aligned: impl Fn(usize) -> bool, rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell));
         }
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut line = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        line.clear();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            let pad = w.saturating_sub(cell.chars().count());
-            if left_aligned(i) {
-                line.push_str(cell);
-                line.extend(std::iter::repeat_n(' ', pad));
-            } else {
-                line.extend(std::iter::repeat_n(' ', pad));
-                line.push_str(cell);
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
+    let mut text = String::new();
+    push_line(&mut text, header.iter().copied(), &widths, &left_aligned);
+    for row in rows {
+        push_line(
+            &mut text,
+            row.iter().map(String::as_str),
+            &widths,
+            &left_aligned,
+        );
     }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 

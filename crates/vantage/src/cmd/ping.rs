@@ -114,42 +114,51 @@ fn print_many(results: &[MeasurementResult]) {
         "TARGET", "ADDRESS", "SENT", "RECV", "LOSS", "MIN", "AVG", "MAX", "P95", "JITTER",
         "OUTCOME",
     ];
-    let mut rows = Vec::with_capacity(results.len());
-    let mut answered = 0usize;
-    for r in results {
-        if r.outcome.is_ok() {
-            answered += 1;
+    // Sweeps print tens of thousands of rows: every core formats a share of them.
+    let parts = output::par_chunks(results, |chunk| {
+        let mut cells = output::Cells::with_rows(header.len(), chunk.len());
+        for r in chunk {
+            push_row(&mut cells, r);
         }
-        let outcome = match &r.error {
-            Some(e) if !r.outcome.is_ok() => format!("{}: {e}", r.outcome),
-            _ => r.outcome.to_string(),
-        };
-        match &r.detail {
-            Some(Detail::Ping(d)) => {
-                let s = d.rtt_ms.as_ref();
-                let f = |v: Option<f64>| v.map(ms).unwrap_or_else(|| "-".into());
-                rows.push(vec![
-                    r.target.clone(),
-                    d.address.to_string(),
-                    d.sent.to_string(),
-                    d.received.to_string(),
-                    pct(d.loss),
-                    f(s.map(|s| s.min)),
-                    f(s.map(|s| s.avg)),
-                    f(s.map(|s| s.max)),
-                    f(s.map(|s| s.p95)),
-                    f(s.map(|s| s.jitter)),
-                    outcome,
-                ]);
+        cells
+    });
+    output::print_cells(&header, 2, &parts);
+    let answered = results.iter().filter(|r| r.outcome.is_ok()).count();
+    println!("\n{answered} of {} targets answered", results.len());
+}
+
+/// One target's row of the sweep table.
+fn push_row(cells: &mut output::Cells, r: &MeasurementResult) {
+    cells.push(&r.target);
+    match &r.detail {
+        Some(Detail::Ping(d)) => {
+            cells.push(d.address);
+            cells.push(d.sent);
+            cells.push(d.received);
+            cells.push(pct(d.loss));
+            let s = d.rtt_ms.as_ref();
+            for v in [
+                s.map(|s| s.min),
+                s.map(|s| s.avg),
+                s.map(|s| s.max),
+                s.map(|s| s.p95),
+                s.map(|s| s.jitter),
+            ] {
+                match v {
+                    // As `output::ms`: three decimals.
+                    Some(v) => cells.push(format_args!("{v:.3}")),
+                    None => cells.push("-"),
+                }
             }
-            _ => {
-                let mut row = vec![r.target.clone()];
-                row.extend(std::iter::repeat_n("-".to_string(), 9));
-                row.push(outcome);
-                rows.push(row);
+        }
+        _ => {
+            for _ in 0..9 {
+                cells.push("-");
             }
         }
     }
-    output::print_rows(&header, 2, &rows);
-    println!("\n{answered} of {} targets answered", results.len());
+    match &r.error {
+        Some(e) if !r.outcome.is_ok() => cells.push(format_args!("{}: {e}", r.outcome)),
+        _ => cells.push(r.outcome),
+    }
 }
