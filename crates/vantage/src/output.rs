@@ -40,22 +40,34 @@ pub fn exit_code(results: &[MeasurementResult]) -> u8 {
 }
 
 /// Writes each result as one JSON object per line, in order. A sweep's tens of thousands of
-/// results are serialised on every core at once, each core a contiguous share.
+/// results are serialised a block at a time, each block shared out over every core, so that
+/// memory holds one block's text, not the whole output.
 pub fn print_json_lines(results: &[MeasurementResult]) -> std::io::Result<()> {
-    let parts = par_chunks(results, |chunk| -> serde_json::Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(chunk.len() * 512);
-        for r in chunk {
-            serde_json::to_writer(&mut buf, r)?;
-            buf.push(b'\n');
-        }
-        Ok(buf)
-    });
     let mut out = std::io::stdout().lock();
-    for part in parts {
-        out.write_all(&part?)?;
+    // Bytes per line, learnt from the previous block, so that buffers rarely grow.
+    let mut per_line = 512;
+    for block in results.chunks(JSON_BLOCK) {
+        let parts = par_chunks(block, |chunk| -> serde_json::Result<Vec<u8>> {
+            let mut buf = Vec::with_capacity(chunk.len() * per_line);
+            for r in chunk {
+                serde_json::to_writer(&mut buf, r)?;
+                buf.push(b'\n');
+            }
+            Ok(buf)
+        });
+        let mut bytes = 0;
+        for part in parts {
+            let part = part?;
+            bytes += part.len();
+            out.write_all(&part)?;
+        }
+        per_line = bytes / block.len() + 64;
     }
     out.flush()
 }
+
+/// Results serialised per block of JSON Lines output.
+const JSON_BLOCK: usize = 8192;
 
 /// Below this many items, output is built on the calling thread alone.
 const PARALLEL_MIN: usize = 4096;

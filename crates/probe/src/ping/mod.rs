@@ -126,30 +126,8 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
         let rate = share_of_rate(cx.rate, plan.len(), total);
         match open_shard_socket(&plan, cx) {
             Ok((socket, info)) => {
-                let cancel = cx.cancel.clone();
-                // Each shard also builds its own targets' results, so that a sweep's tens of
-                // thousands of results are built on every worker at once.
-                running.push(tokio::spawn(async move {
-                    let (plan, sent, received) =
-                        shard::run(socket, plan, rate, cancel.clone()).await;
-                    tracing::debug!(
-                        probes = plan.len(),
-                        replies = received.replies.len(),
-                        foreign = received.foreign,
-                        "ping shard done"
-                    );
-                    let logs = report::Logs {
-                        plan: &plan,
-                        sent: &sent,
-                        recv: &received,
-                        sock: &info,
-                        rate,
-                        cancelled: cancel.is_cancelled(),
-                    };
-                    let mut built = Vec::with_capacity(plan.targets.len());
-                    report::build(&logs, |spec, r| built.push((spec, r)));
-                    built
-                }));
+                let task = tokio::spawn(shard::run(socket, plan, rate, cx.cancel.clone()));
+                running.push((task, info, rate));
             }
             Err(e) => {
                 for t in &plan.targets {
@@ -158,12 +136,24 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
             }
         }
     }
-    for task in running {
+    for (task, info, rate) in running {
         match task.await {
-            Ok(built) => {
-                for (spec, r) in built {
-                    results[spec] = Some(r);
-                }
+            Ok((plan, sent, received)) => {
+                tracing::debug!(
+                    probes = plan.len(),
+                    replies = received.replies.len(),
+                    foreign = received.foreign,
+                    "ping shard done"
+                );
+                let logs = report::Logs {
+                    plan: &plan,
+                    sent: &sent,
+                    recv: &received,
+                    sock: &info,
+                    rate,
+                    cancelled: cx.cancel.is_cancelled(),
+                };
+                report::build(&logs, &mut results);
             }
             // A panicked shard leaves its slots empty; they are reported as internal failures
             // below rather than lost.

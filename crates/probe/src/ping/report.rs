@@ -50,9 +50,8 @@ pub struct Logs<'a> {
     pub cancelled: bool,
 }
 
-/// Builds the result of every target of the shard and hands each to `emit` with the index of
-/// its spec.
-pub fn build(logs: &Logs<'_>, mut emit: impl FnMut(usize, MeasurementResult)) {
+/// Builds the result of every target of the shard and stores it at `out[target.spec]`.
+pub fn build(logs: &Logs<'_>, out: &mut [Option<MeasurementResult>]) {
     let plan = logs.plan;
     let t_count = plan.targets.len();
     let p_count = plan.len();
@@ -109,7 +108,7 @@ pub fn build(logs: &Logs<'_>, mut emit: impl FnMut(usize, MeasurementResult)) {
         let probes = &by_target[first[t] as usize..first[t + 1] as usize];
         let errs = errors.remove(&(t as u32)).unwrap_or_default();
         let r = target_result(logs, target, probes, &head, &next, errs, &mut scratch);
-        emit(target.spec, r);
+        out[target.spec] = Some(r);
     }
 }
 
