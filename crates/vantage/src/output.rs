@@ -217,6 +217,15 @@ impl Cells {
 /// spaces, all but the first `left` columns right-aligned: [`print_rows`] for sweeps, each part
 /// measured and laid out on a core of its own.
 pub fn print_cells(header: &[&str], left: usize, parts: &[Cells]) {
+    let mut out = std::io::stdout().lock();
+    for text in layout_cells(header, left, parts) {
+        let _ = out.write_all(text.as_bytes());
+    }
+    let _ = out.flush();
+}
+
+/// The text [`print_cells`] prints: the header line, then one string per part.
+fn layout_cells(header: &[&str], left: usize, parts: &[Cells]) -> Vec<String> {
     let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for w in par_map(parts, |p| {
         let mut w = vec![0; header.len()];
@@ -233,19 +242,15 @@ pub fn print_cells(header: &[&str], left: usize, parts: &[Cells]) {
     }
     let mut head = String::new();
     push_line(&mut head, header.iter().copied(), &widths, |i| i < left);
-    let texts = par_map(parts, |p| {
+    let mut texts = vec![head];
+    texts.extend(par_map(parts, |p| {
         let mut text = String::with_capacity(p.rows() * (widths.iter().sum::<usize>() + 24));
         for r in 0..p.rows() {
             push_line(&mut text, p.row(r), &widths, |i| i < left);
         }
         text
-    });
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(head.as_bytes());
-    for text in texts {
-        let _ = out.write_all(text.as_bytes());
-    }
-    let _ = out.flush();
+    }));
+    texts
 }
 
 /// `f` of every item, each on a scoped thread of its own but the first (on the caller's).
@@ -357,6 +362,47 @@ pub fn progress(expected: Duration, message: String) -> Option<ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_lay_out_like_rows_across_parts_in_order() {
+        let header = ["NAME", "ADDR", "RTT", "NOTE"];
+        let rows = [
+            ["a", "192.0.2.1", "0.100", "ok"],
+            ["bb-long-name", "2001:db8::1", "12.345", ""],
+            ["zürich", "-", "-", "timeout: no answer"],
+        ];
+        let mut first = Cells::with_rows(4, 2);
+        let mut second = Cells::with_rows(4, 1);
+        for (i, row) in rows.iter().enumerate() {
+            for cell in row {
+                if i < 2 {
+                    first.push(cell);
+                } else {
+                    second.push(cell);
+                }
+            }
+        }
+        let text = layout_cells(&header, 2, &[first, second]).concat();
+        assert_eq!(
+            text,
+            "NAME          ADDR            RTT                NOTE\n\
+             a             192.0.2.1     0.100                  ok\n\
+             bb-long-name  2001:db8::1  12.345\n\
+             zürich        -                 -  timeout: no answer\n"
+        );
+    }
+
+    #[test]
+    fn work_split_over_threads_comes_back_in_order() {
+        let items: Vec<u32> = (0..20_000).collect();
+        let sums = par_chunks(&items, |c| (c[0], c.len()));
+        let mut next = 0;
+        for (start, len) in sums {
+            assert_eq!(start, next);
+            next += len as u32;
+        }
+        assert_eq!(next, 20_000);
+    }
     use vantage_proto::Kind;
 
     fn with(outcome: Outcome) -> MeasurementResult {
