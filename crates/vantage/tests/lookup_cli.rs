@@ -344,3 +344,42 @@ async fn every_lookup_command_has_help_with_examples() {
         assert!(r.stdout.contains("--json"), "{cmd:?} has no --json");
     }
 }
+
+/// `vantage … | head`: the command ends when its reader does, killed by SIGPIPE like other
+/// command-line tools, without a panic or an error on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    // 65,536 lines: far more than a pipe holds, so the writer meets the closed end.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vantage"))
+        .args(["ipcalc", "10.0.0.0/8", "--split", "24"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vantage runs");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("some output");
+    // The read end is closed here, as `head` does after its lines.
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("exit status");
+    assert_eq!(
+        status.signal(),
+        Some(nix::sys::signal::Signal::SIGPIPE as i32),
+        "status {status:?}, stderr {stderr}"
+    );
+    assert!(stderr.is_empty(), "nothing on stderr, got {stderr}");
+}
