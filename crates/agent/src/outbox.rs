@@ -330,7 +330,6 @@ mod tests {
             .count()
     }
 
-    #[cfg(unix)]
     fn inode(path: &Path) -> u64 {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).unwrap().ino()

@@ -1042,33 +1042,47 @@ impl Store {
             }
             q.bind(now).execute(&mut *tx).await.ctx("updating jobs")?;
         }
-        for chunk in b.dispatched.chunks(ID_ROWS) {
-            let sql = format!(
-                "UPDATE measurement_agents SET status = 'running', updated_at = ?
-                 WHERE status = 'queued' AND job_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for j in chunk {
-                q = q.bind(j.to_string());
-            }
-            q.execute(&mut *tx).await.ctx("marking jobs running")?;
-        }
-        for chunk in b.finished.chunks(ID_ROWS) {
-            let sql = format!(
-                "UPDATE measurements SET status = 'finished', finished_at = ?
-                 WHERE status = 'running' AND id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-            for m in chunk {
-                q = q.bind(m.to_string());
-            }
-            q.execute(&mut *tx).await.ctx("finishing measurements")?;
-        }
+        update_ids(
+            &mut tx,
+            "UPDATE measurement_agents SET status = 'running', updated_at = ?
+             WHERE status = 'queued' AND job_id IN",
+            now,
+            &b.dispatched,
+            "marking jobs running",
+        )
+        .await?;
+        update_ids(
+            &mut tx,
+            "UPDATE measurements SET status = 'finished', finished_at = ?
+             WHERE status = 'running' AND id IN",
+            now,
+            &b.finished,
+            "finishing measurements",
+        )
+        .await?;
         tx.commit().await.ctx("committing a write")?;
         Ok(())
     }
+}
+
+/// Runs `head` (an UPDATE ending in `IN`, whose one parameter is `now`) over `ids`, a chunk of
+/// at most [`ID_ROWS`] ids per statement.
+async fn update_ids(
+    conn: &mut sqlx::AnyConnection,
+    head: &'static str,
+    now: i64,
+    ids: &[Uuid],
+    what: &'static str,
+) -> Result<(), Error> {
+    for chunk in ids.chunks(ID_ROWS) {
+        let sql = format!("{head} ({})", vec!["?"; chunk.len()].join(", "));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for id in chunk {
+            q = q.bind(id.to_string());
+        }
+        q.execute(&mut *conn).await.ctx(what)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

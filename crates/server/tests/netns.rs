@@ -249,13 +249,7 @@ impl Agent {
 
     /// Results waiting in the on-disk outbox.
     fn outbox(&self) -> usize {
-        std::fs::read_dir(self.dir.join("outbox"))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
+        support::outbox_results(&self.dir)
     }
 }
 

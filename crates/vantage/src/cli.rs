@@ -966,9 +966,7 @@ pub struct HttpArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
 
     use super::Cli;
 

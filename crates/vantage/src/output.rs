@@ -80,25 +80,23 @@ pub(crate) fn par_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + 
     if items.len() < PARALLEL_MIN || cores < 2 {
         return vec![f(items)];
     }
-    let size = items.len().div_ceil(cores.min(8));
-    std::thread::scope(|s| {
-        let f = &f;
-        let mut chunks = items.chunks(size);
-        let first = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks.map(|c| s.spawn(move || f(c))).collect();
-        let mut out = vec![f(first)];
-        out.extend(
-            others
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
-        );
-        out
-    })
+    let chunks: Vec<&[T]> = items.chunks(items.len().div_ceil(cores.min(8))).collect();
+    par_map(&chunks, |c| f(c))
 }
 
 /// Milliseconds with three decimals, as iputils prints them.
 pub fn ms(v: f64) -> String {
-    format!("{v:.3}")
+    Ms(v).to_string()
+}
+
+/// [`ms`] without the allocation, for output built in bulk.
+#[derive(Debug, Clone, Copy)]
+pub struct Ms(pub f64);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}", self.0)
+    }
 }
 
 /// A loss ratio as a percentage.
@@ -362,6 +360,7 @@ pub fn progress(expected: Duration, message: String) -> Option<ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vantage_proto::Kind;
 
     #[test]
     fn cells_lay_out_like_rows_across_parts_in_order() {
@@ -403,7 +402,6 @@ mod tests {
         }
         assert_eq!(next, 20_000);
     }
-    use vantage_proto::Kind;
 
     fn with(outcome: Outcome) -> MeasurementResult {
         let mut r = MeasurementResult::failure(Kind::Ping, "t", outcome, "x");

@@ -261,14 +261,20 @@ impl TestAgent {
 
     /// Results waiting in the on-disk outbox.
     pub fn outbox_files(&self) -> usize {
-        std::fs::read_dir(self.dir.join("outbox"))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
+        outbox_results(&self.dir)
     }
+}
+
+/// Results waiting in the on-disk outbox of the agent whose data directory is `agent_dir`
+/// (the outbox's `.json` files; spares and temporary files are not results).
+pub fn outbox_results(agent_dir: &Path) -> usize {
+    std::fs::read_dir(agent_dir.join("outbox"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 impl Drop for TestAgent {

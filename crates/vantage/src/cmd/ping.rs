@@ -145,8 +145,7 @@ fn push_row(cells: &mut output::Cells, r: &MeasurementResult) {
                 s.map(|s| s.jitter),
             ] {
                 match v {
-                    // As `output::ms`: three decimals.
-                    Some(v) => cells.push(format_args!("{v:.3}")),
+                    Some(v) => cells.push(output::Ms(v)),
                     None => cells.push("-"),
                 }
             }
