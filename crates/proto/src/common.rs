@@ -4,6 +4,7 @@
 //! `validate()`; errors name the field and say in a sentence what a valid value looks like.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -172,6 +173,12 @@ impl SpecError {
 /// It does not resolve anything; it rejects what can never work (empty, spaces, option-looking
 /// strings, over-long names) so the error is immediate and clear.
 pub fn ensure_target(field: &str, target: &str) -> Result<(), SpecError> {
+    check_target(field, target).map(|_| ())
+}
+
+/// [`ensure_target`], also returning the address when the target is an IP address literal (not
+/// bracketed), so callers that need it do not parse it again.
+pub(crate) fn check_target(field: &str, target: &str) -> Result<Option<IpAddr>, SpecError> {
     let t = target.trim();
     if t.is_empty() {
         return Err(SpecError::new(field, "a target is required"));
@@ -188,14 +195,14 @@ pub fn ensure_target(field: &str, target: &str) -> Result<(), SpecError> {
             format!("target '{t}' looks like an option, not a host name or address"),
         ));
     }
-    if t.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(Some(ip));
     }
     // Bracketed IPv6 literals are accepted as written in URLs.
     if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
         && inner.parse::<std::net::Ipv6Addr>().is_ok()
     {
-        return Ok(());
+        return Ok(None);
     }
     let name = t.strip_suffix('.').unwrap_or(t);
     let label_ok = |l: &str| {
@@ -212,7 +219,7 @@ pub fn ensure_target(field: &str, target: &str) -> Result<(), SpecError> {
             format!("'{t}' is neither an IP address nor a valid host name"),
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Checks a duration in seconds lies within `[min, max]`.

@@ -20,6 +20,15 @@ pub fn usage_error(message: impl std::fmt::Display) -> u8 {
     EXIT_SETUP
 }
 
+/// Hands a one-shot command's big data to the end of the process instead of freeing it: the
+/// command returns its exit code and the process ends right after, where the kernel takes the
+/// memory back in one step. Freeing a 60 000-target sweep's results and specs one allocation at
+/// a time took 15 ms of the sweep's wall time. Only for values of the command that ends the
+/// process (`vantage::run` is called once, by `main`); services never call this.
+pub fn free_at_exit<T>(value: T) {
+    std::mem::forget(value);
+}
+
 /// Exit code for a set of results of a probe whose target name had to resolve: unresolvable
 /// targets, refused policies and internal failures are setup errors; any other non-ok outcome
 /// means some target did not answer.

@@ -145,7 +145,7 @@ pub(crate) async fn run(spec: &HttpSpec, cx: &Context) -> MeasurementResult {
         duration_ms: start.elapsed().as_secs_f64() * 1000.0,
         outcome,
         error,
-        detail: Some(Detail::Http(HttpDetail {
+        detail: Some(Detail::Http(Box::new(HttpDetail {
             url: url.to_string(),
             remote: fetched.remote.map(|a| a.to_string()),
             status: fetched.status,
@@ -157,7 +157,7 @@ pub(crate) async fn run(spec: &HttpSpec, cx: &Context) -> MeasurementResult {
             body_truncated: fetched.body_truncated,
             throughput_bps: fetched.throughput_bps,
             redirects: hops,
-        })),
+        }))),
         quality: Quality {
             socket: Some(SocketKind::Stream),
             notes,

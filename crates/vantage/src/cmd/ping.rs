@@ -55,7 +55,9 @@ pub async fn run(a: PingArgs) -> u8 {
         print_many(&results);
     }
     tracing::debug!(elapsed_ms = t0.elapsed().as_secs_f64() * 1e3, "printed");
-    output::exit_code(&results)
+    let code = output::exit_code(&results);
+    output::free_at_exit((results, specs));
+    code
 }
 
 fn print_one(r: &MeasurementResult, size: u16) {
