@@ -54,8 +54,9 @@ const RCVBUF_MAX: usize = 256 * 1024 * 1024;
 
 /// Pings every spec; results come back in the order of `specs`.
 pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<MeasurementResult> {
-    let mut results: Vec<Option<MeasurementResult>> = Vec::new();
-    results.resize_with(specs.len(), || None);
+    let slots = Slots::start(specs.len());
+    // Results known before any probe is sent (unresolvable or refused targets).
+    let mut early: Vec<(usize, MeasurementResult)> = Vec::new();
     let resolved = resolve_all(specs).await;
 
     let mut groups: Vec<(GroupKey, Vec<Target>, usize)> = Vec::new();
@@ -65,7 +66,7 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
         let addr = match addr.and_then(|a| crate::policy::check(a, true, cx).map(|()| a)) {
             Ok(a) => a,
             Err(e) => {
-                results[i] = Some(failure(spec, &e));
+                early.push((i, failure(spec, &e)));
                 continue;
             }
         };
@@ -131,10 +132,14 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
             }
             Err(e) => {
                 for t in &plan.targets {
-                    results[t.spec] = Some(failure(specs[t.spec], &e));
+                    early.push((t.spec, failure(specs[t.spec], &e)));
                 }
             }
         }
+    }
+    let mut results = slots.ready().await;
+    for (i, r) in early {
+        results[i] = Some(r);
     }
     for (task, info, rate) in running {
         match task.await {
@@ -160,20 +165,63 @@ pub(crate) async fn run_many(specs: &[&PingSpec], cx: &Context) -> Vec<Measureme
             Err(e) => tracing::error!("a ping shard failed: {e}"),
         }
     }
+    for (slot, spec) in results.iter_mut().zip(specs) {
+        match slot {
+            Some(r) => r.target.clone_from(&spec.target),
+            None => {
+                *slot = Some(failure(
+                    spec,
+                    &Error::Invalid("the ping engine failed before reporting this target".into()),
+                ));
+            }
+        }
+    }
+    // Every slot is filled now. Mapping the vector's own iterator lets the standard library
+    // reuse its memory for the results instead of copying them into a new one.
     results
         .into_iter()
-        .zip(specs)
-        .map(|(r, spec)| match r {
-            Some(mut r) => {
-                r.target.clone_from(&spec.target);
-                r
-            }
-            None => failure(
-                spec,
-                &Error::Invalid("the ping engine failed before reporting this target".into()),
-            ),
-        })
+        .map(|r| r.unwrap_or_else(|| unreachable!("every result slot was filled above")))
         .collect()
+}
+
+/// One result slot per spec. A big sweep's slots (400 bytes each: 24 MB for 60 000 targets) are
+/// made on a blocking thread while this one resolves and plans the targets: the kernel takes a
+/// page fault for every 4 KiB of fresh memory, about 9 ms that would otherwise delay the first
+/// probe while the other core idles. Small runs make them in place; a thread would cost more.
+enum Slots {
+    Ready(Vec<Option<MeasurementResult>>),
+    Making(
+        usize,
+        tokio::task::JoinHandle<Vec<Option<MeasurementResult>>>,
+    ),
+}
+
+impl Slots {
+    fn start(n: usize) -> Self {
+        if n < SHARD_MIN_PROBES {
+            Slots::Ready(empty_slots(n))
+        } else {
+            Slots::Making(n, tokio::task::spawn_blocking(move || empty_slots(n)))
+        }
+    }
+
+    async fn ready(self) -> Vec<Option<MeasurementResult>> {
+        match self {
+            Slots::Ready(v) => v,
+            Slots::Making(n, task) => match task.await {
+                Ok(v) => v,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled by a runtime shutting down: made here instead.
+                Err(_) => empty_slots(n),
+            },
+        }
+    }
+}
+
+fn empty_slots(n: usize) -> Vec<Option<MeasurementResult>> {
+    let mut v = Vec::new();
+    v.resize_with(n, || None);
+    v
 }
 
 /// Resolves every target: address literals at once, names a few at a time.
