@@ -253,3 +253,56 @@ fn sock_open_errors_name_the_fix_and_other_protocols_open() {
     assert!(raw_tcp && raw_udp && dgram_udp);
     assert!(vantage_probe::sock::raw_sockets_allowed());
 }
+
+/// A parked socket (off the reactor) still sends and reads; waiting needs it registered, and
+/// once registered again the reactor knows at once of replies that arrived while it was parked.
+#[test]
+fn sock_parked_socket_sends_and_reads_and_wakes_after_unpark() {
+    if !vantage_testnet::privileged("sock_parked_socket_sends_and_reads_and_wakes_after_unpark") {
+        return;
+    }
+    let net = Topology::builder().host("h").build().unwrap();
+    let (wait_parked, woke, replies, stamps) = net.ns("h").block_on(async {
+        vantage_probe::sock::settle_rx_stamps().await;
+        let s = Socket::open(Family::Ipv4, Protocol::Icmp, Mode::Raw, &opts()).expect("open");
+        s.set_icmp_filter(icmp::ping_types(Family::Ipv4)).unwrap();
+        let s = s.park();
+        assert!(s.is_parked());
+        let mut batch = SendBatch::new();
+        for seq in 0..3u16 {
+            let mut pkt = Vec::new();
+            icmp::echo_request(Family::Ipv4, 0x7a11, seq, b"parked", &mut pkt);
+            batch.push("127.0.0.1:0".parse().unwrap(), &pkt, u32::from(seq));
+        }
+        let mut sent = 0;
+        while sent < batch.len() {
+            sent += s
+                .send(&mut batch, sent)
+                .await
+                .expect("a parked socket sends");
+        }
+        let wait_parked = s.ready().await.is_err();
+        // The replies and stamps arrive while nobody is registered for them.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (s, registered) = s.unpark();
+        registered.expect("registers again");
+        assert!(!s.is_parked());
+        let woke = tokio::time::timeout(Duration::from_secs(1), s.ready())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let mut rb = RecvBatch::new(16, 2048);
+        let replies = s.try_recv(&mut rb).unwrap_or(0);
+        let stamps = s.try_recv_errors(&mut rb).unwrap_or(0);
+        (wait_parked, woke, replies, stamps)
+    });
+    assert!(
+        wait_parked,
+        "waiting on a parked socket is refused, not hung"
+    );
+    assert!(
+        woke,
+        "replies queued while parked wake the task once registered"
+    );
+    assert_eq!(replies, 3, "the three echo replies");
+    assert_eq!(stamps, 3, "the three TX stamps");
+}

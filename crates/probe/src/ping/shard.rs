@@ -1,7 +1,8 @@
 //! One shard: one socket, its plan, and one task that both sends and receives, so the probe
 //! table has a single owner and needs no lock. While probes are due the task alternates a send
 //! batch with a drain of both queues; otherwise it sleeps until the next due time, a readable
-//! socket, the last timeout, or cancellation.
+//! socket, the last timeout, or cancellation. The socket stays off the reactor until the task
+//! first waits ([`Socket::park`]): a sweep's burst then costs the kernel no wake-ups.
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,7 @@ pub async fn run(
     rate: u32,
     cancel: CancellationToken,
 ) -> (Plan, SendLog, RecvLog) {
+    let mut sock = sock.park();
     let ident = sock.local_id().unwrap_or(plan.ident);
     let mut tx = Sender::new(&plan, rate, ident);
     let mut rx = Receiver::new(&plan, sock.mode(), ident);
@@ -50,6 +52,14 @@ pub async fn run(
             Some(due) => due,
             None => deadline,
         };
+        if sock.is_parked() {
+            let (s, registered) = sock.unpark();
+            sock = s;
+            if let Err(e) = registered {
+                tracing::warn!("ping shard: cannot wait for replies: {e}");
+                break;
+            }
+        }
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
