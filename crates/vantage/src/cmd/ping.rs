@@ -137,7 +137,7 @@ fn push_row(cells: &mut output::Cells, r: &MeasurementResult) {
             cells.push(d.address);
             cells.push(d.sent);
             cells.push(d.received);
-            cells.push(pct(d.loss));
+            cells.push(output::Pct(d.loss));
             let s = d.rtt_ms.as_ref();
             for v in [
                 s.map(|s| s.min),
