@@ -195,6 +195,38 @@ impl OverrideFile {
             .map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
     }
 
+    /// Changes the table on disk as one step among processes: under an exclusive lock on a
+    /// file beside it, reads the table as it is now (the CLI may have changed it beside a
+    /// running server, or the server beside the CLI), applies `change`, and writes it back.
+    /// Returns what `change` returned and the table as it now is, for the caller's copy.
+    pub fn update<R>(
+        &self,
+        change: impl FnOnce(&AsnOverrides) -> Result<R>,
+    ) -> Result<(R, Vec<AsnOverride>)> {
+        let lock_path = self.path.with_extension("json.lock");
+        if let Some(dir) = lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("cannot open", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| Error::io("cannot lock", &lock_path, e))?;
+        let table = self.load()?;
+        let before = table.list();
+        let out = change(&table)?;
+        let after = table.list();
+        // A change that changed nothing (removing an absent entry) leaves the file alone.
+        if after != before {
+            self.save(&table)?;
+        }
+        // The lock is released when `lock` is closed, after the new table is in place.
+        Ok((out, after))
+    }
+
     /// Writes the table atomically.
     pub fn save(&self, table: &AsnOverrides) -> Result<()> {
         let list = table.list();
@@ -256,5 +288,33 @@ mod tests {
         std::fs::write(f.path(), "[{\"asn\": 1, \"name\": \"x\", \"colour\": 3}]").unwrap();
         let e = f.load().unwrap_err();
         assert!(e.to_string().contains("not a valid override list"), "{e}");
+        let e = f.update(|t| t.set(2, "y")).unwrap_err();
+        assert!(
+            e.to_string().contains("not a valid override list"),
+            "a damaged file is not overwritten: {e}"
+        );
+    }
+
+    /// Two holders of the same file (a server and the CLI beside it) each change it through
+    /// `update`: neither change is lost, whatever each had in memory.
+    #[test]
+    fn updates_from_two_holders_keep_both_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lookup/asn-overrides.json");
+        let (server, cli) = (OverrideFile::new(&path), OverrideFile::new(&path));
+        let (_, after_server) = server.update(|t| t.set(64500, "Server-set")).unwrap();
+        assert_eq!(after_server.len(), 1);
+        let (_, after_cli) = cli.update(|t| t.set(64501, "Cli-set")).unwrap();
+        let asns: Vec<u32> = after_cli.iter().map(|o| o.asn).collect();
+        assert_eq!(
+            asns,
+            [64500, 64501],
+            "the CLI's write kept the server's entry"
+        );
+        let (removed, after) = server.update(|t| Ok(t.remove(64500))).unwrap();
+        assert!(removed);
+        let asns: Vec<u32> = after.iter().map(|o| o.asn).collect();
+        assert_eq!(asns, [64501], "the server's write kept the CLI's entry");
+        assert_eq!(server.load().unwrap().list(), after);
     }
 }

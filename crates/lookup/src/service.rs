@@ -317,22 +317,29 @@ impl Lookup {
         &self.overrides
     }
 
-    /// Sets an override (and saves it, when the table lives in the data directory).
+    /// Sets an override (and saves it, when the table lives in the data directory: changed on
+    /// disk under a lock, so the CLI and a running server do not undo each other's changes).
     pub fn set_override(&self, asn: u32, name: &str) -> Result<AsnOverride> {
-        let o = self.overrides.set(asn, name)?;
-        if let Some(f) = &self.override_file {
-            f.save(&self.overrides)?;
+        match &self.override_file {
+            Some(f) => {
+                let (o, list) = f.update(|t| t.set(asn, name))?;
+                self.overrides.replace_all(list)?;
+                Ok(o)
+            }
+            None => self.overrides.set(asn, name),
         }
-        Ok(o)
     }
 
     /// Removes an override; false when there was none.
     pub fn remove_override(&self, asn: u32) -> Result<bool> {
-        let removed = self.overrides.remove(asn);
-        if removed && let Some(f) = &self.override_file {
-            f.save(&self.overrides)?;
+        match &self.override_file {
+            Some(f) => {
+                let (removed, list) = f.update(|t| Ok(t.remove(asn)))?;
+                self.overrides.replace_all(list)?;
+                Ok(removed)
+            }
+            None => Ok(self.overrides.remove(asn)),
         }
-        Ok(removed)
     }
 
     fn with_table<R>(&self, f: impl FnOnce(Option<&AsnTable>) -> R) -> Result<R> {
