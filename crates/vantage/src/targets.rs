@@ -47,18 +47,16 @@ pub fn expand(
 /// 60 000-line file costs one allocation here rather than one per line.
 fn read_text(path: &Path) -> Result<String, TargetError> {
     let err = |e: std::io::Error| TargetError(format!("cannot read {}: {e}", path.display()));
-    let mut text = String::new();
     if path.as_os_str() == "-" {
+        let mut text = String::new();
         std::io::stdin()
             .lock()
             .read_to_string(&mut text)
             .map_err(err)?;
+        Ok(text)
     } else {
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map_err(err)?;
+        std::fs::read_to_string(path).map_err(err)
     }
-    Ok(text)
 }
 
 fn push_item(out: &mut Vec<String>, item: &str, max: usize) -> Result<(), TargetError> {

@@ -537,10 +537,12 @@ impl Socket {
     /// Receives up to a batch of error-queue entries without waiting: TX timestamps and, with
     /// [`Options::recv_errors`], ICMP errors. `Err(WouldBlock)` when the queue is empty.
     pub fn try_recv_errors(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        let mut recv = |s: &socket2::Socket| batch::recv(s.as_raw_fd(), batch, libc::MSG_ERRQUEUE);
+        let errors = libc::MSG_ERRQUEUE;
         match &self.io {
-            Io::Reactor(fd) => fd.try_io(Interest::ERROR, |s| recv(s)),
-            Io::Parked(s) => recv(s),
+            Io::Reactor(fd) => fd.try_io(Interest::ERROR, |s| {
+                batch::recv(s.as_raw_fd(), batch, errors)
+            }),
+            Io::Parked(s) => batch::recv(s.as_raw_fd(), batch, errors),
         }
     }
 
